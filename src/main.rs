@@ -1,0 +1,3 @@
+fn main() {
+    println!("h2ovl {}", env!("H2OVL_GIT_COMMIT"));
+}
