@@ -1,3 +1,8 @@
 //! h2ovl-runtime: the H2OVL-Mississippi inference pipeline on CPU.
 //!
-//! preprocess (image -> tiles) -> vision (InternViT + pixel shuffle + projector) -> llm (llama.cpp).
+//! [`preprocess`] (image -> 448 tiles) -> [`vision`] (InternViT + pixel shuffle + projector)
+//! -> [`llm`] (prompt, embedding injection and generation through llama.cpp).
+pub mod llm;
+pub mod npy;
+pub mod preprocess;
+pub mod vision;

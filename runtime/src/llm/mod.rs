@@ -1,0 +1,1 @@
+//! The language model through llama.cpp: prompt, image-embedding injection, sampling, chat.

@@ -1,0 +1,1 @@
+//! Image preprocessing: decode, PIL-exact resize, dynamic tiling, MSAC, normalization.

@@ -1,0 +1,1 @@
+//! InternViT-300M encoder, pixel shuffle and MLP projector, on rayon + SIMD kernels.
