@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` (build, generate a small synthetic H2OVL checkpoint, convert it,
+# run it on a bundled image) and `make test` (the whole test suite). Both install missing build
+# prerequisites first (scripts/install-prereqs.sh: cmake + libclang for llama-cpp-sys-2).
+CARGO ?= cargo
+BIN := target/release/h2ovl
+DEMO := demo
+DEMO_MODEL := $(DEMO)/h2ovl-demo-small
+DEMO_IMAGE := quant-tests/fixtures/golden/images/gradient_640x480.png
+
+.PHONY: all prereqs build demo test clean-demo
+all: build
+
+prereqs:
+	@scripts/install-prereqs.sh
+
+build: prereqs
+	$(CARGO) build --release --locked
+
+$(DEMO_MODEL)/config.json: | build
+	$(BIN) gen-model --preset small --out $(DEMO_MODEL) --seed 7
+
+demo: build $(DEMO_MODEL)/config.json
+	$(BIN) convert $(DEMO_MODEL) --outdir $(DEMO)/gguf --quant q8_0 --vision-quant f16
+	$(BIN) run -m $(DEMO)/gguf/h2ovl-demo-small-Q8_0.gguf --mmproj $(DEMO)/gguf/mmproj-h2ovl-demo-small-F16.gguf \
+		--image $(DEMO_IMAGE) -p "Describe this image in detail." -n 24 --temp 0
+	@echo "(random weights: the text above is noise; the pipeline is real — see README for real checkpoints)"
+
+test: prereqs
+	$(CARGO) test --release --locked --workspace
+
+clean-demo:
+	rm -rf $(DEMO)
