@@ -20,8 +20,37 @@ enum Command {
     GenModel(cli::gen_model::GenModelArgs),
 }
 
+/// llama.cpp (llama-cpp-sys-2's default x86 build) is compiled for AVX2/FMA/F16C/BMI2 with no run-time
+/// check: on an older CPU it would die of SIGILL mid-run. Say so up front instead.
+fn check_cpu() -> anyhow::Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let missing: Vec<&str> = [
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("f16c", std::arch::is_x86_feature_detected!("f16c")),
+            ("bmi2", std::arch::is_x86_feature_detected!("bmi2")),
+        ]
+        .into_iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| n)
+        .collect();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "this CPU lacks {} which the bundled llama.cpp build requires (x86-64-v3: Haswell/Zen1 or newer)",
+                missing.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = check_cpu() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
     let result = match cli.command {
         Command::Convert(a) => cli::convert::run(a),
         Command::GenModel(a) => cli::gen_model::run(a),
