@@ -1,0 +1,141 @@
+//! `convert()`: HF H2OVL folder → `<name>-<QUANT>.gguf` + `mmproj-<name>-<VQUANT>.gguf`.
+//!
+//! Everything is read and validated (config, vocab, every tensor's name and shape) before a byte is
+//! written; tensors are then streamed one at a time into `*.partial` files that are renamed only
+//! when both files are complete.
+use crate::atomic::PartialFile;
+use crate::config::H2ovlConfig;
+use crate::gguf::{GgufWriter, PlannedTensor};
+use crate::job::TensorJob;
+use crate::preset::{LlmQuant, VisionQuant};
+use crate::safetensors::Checkpoint;
+use crate::{llm, vision, vocab};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+/// What to convert and how.
+#[derive(Clone, Debug)]
+pub struct ConvertOptions {
+    pub input: PathBuf,
+    pub outdir: PathBuf,
+    pub quant: LlmQuant,
+    pub vision_quant: VisionQuant,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Worker threads for quantization (None = rayon's default, all cores).
+    pub threads: Option<usize>,
+}
+
+/// The two files written.
+#[derive(Clone, Debug)]
+pub struct ConvertOutput {
+    pub llm: PathBuf,
+    pub vision: PathBuf,
+    /// Tensor counts (LLM, vision).
+    pub n_tensors: (usize, usize),
+}
+
+/// Output file names for model `name`.
+pub fn output_names(name: &str, q: LlmQuant, vq: VisionQuant) -> (String, String) {
+    (format!("{name}-{}.gguf", q.label()), format!("mmproj-{name}-{}.gguf", vq.label()))
+}
+
+/// Runs the conversion (on a dedicated rayon pool when `threads` is set).
+pub fn convert(opts: &ConvertOptions) -> Result<ConvertOutput> {
+    match opts.threads {
+        Some(n) => {
+            ensure!(n > 0, "thread count must be at least 1");
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().context("starting worker threads")?;
+            pool.install(|| convert_inner(opts))
+        }
+        None => convert_inner(opts),
+    }
+}
+
+fn convert_inner(opts: &ConvertOptions) -> Result<ConvertOutput> {
+    let input = opts.input.canonicalize().with_context(|| format!("input folder {}", opts.input.display()))?;
+    ensure!(input.is_dir(), "{} is not a folder", input.display());
+    let name = input
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| anyhow!("{}: folder name is not valid UTF-8", input.display()))?
+        .to_string();
+
+    let cfg = H2ovlConfig::load(&input)?;
+    let vocab = vocab::load_vocab(&input)?;
+    let ck = Checkpoint::open(&input)?;
+    for n in ck.names() {
+        let known = [llm::HF_PREFIX, vision::HF_VISION_PREFIX, vision::HF_PROJECTOR_PREFIX];
+        if !known.iter().any(|p| n.starts_with(p)) {
+            bail!("unexpected tensor {n} in the checkpoint (not language_model.*, vision_model.* or mlp1.*)");
+        }
+    }
+    let llm_jobs = llm::plan(&cfg, &ck, &vocab, opts.quant)?;
+    let vis_jobs = vision::plan(&cfg, &ck, opts.vision_quant)?;
+
+    std::fs::create_dir_all(&opts.outdir).with_context(|| format!("creating {}", opts.outdir.display()))?;
+    let outdir = opts.outdir.canonicalize().with_context(|| format!("output folder {}", opts.outdir.display()))?;
+    if outdir == input {
+        bail!("--outdir {} is the input folder; the converter never writes into its input", outdir.display());
+    }
+    let (llm_name, vis_name) = output_names(&name, opts.quant, opts.vision_quant);
+
+    let total = (llm_jobs.len() + vis_jobs.len()) as u64;
+    let pb = if opts.quiet {
+        ProgressBar::hidden()
+    } else {
+        let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        pb.set_style(
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} tensors {elapsed} {wide_msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        pb
+    };
+
+    let mut llm_out = PartialFile::create(&outdir.join(&llm_name))?;
+    pb.set_prefix("LLM");
+    write_gguf(&mut llm_out, &ck, &llm_jobs, &pb, |w| llm::metadata(w, &cfg, &vocab, &name, opts.quant))
+        .with_context(|| format!("writing {}", llm_out.dest().display()))?;
+    let mut vis_out = PartialFile::create(&outdir.join(&vis_name))?;
+    pb.set_prefix("vision");
+    write_gguf(&mut vis_out, &ck, &vis_jobs, &pb, |w| vision::metadata(w, &cfg, &name, opts.vision_quant))
+        .with_context(|| format!("writing {}", vis_out.dest().display()))?;
+    pb.finish_and_clear();
+    let llm_path = llm_out.commit()?;
+    let vis_path = vis_out.commit()?;
+    Ok(ConvertOutput { llm: llm_path, vision: vis_path, n_tensors: (llm_jobs.len(), vis_jobs.len()) })
+}
+
+type Sink<'a> = GgufWriter<&'a mut std::io::BufWriter<std::fs::File>>;
+
+/// Metadata, tensor infos, header, then each tensor produced and written in turn.
+fn write_gguf(
+    out: &mut PartialFile,
+    ck: &Checkpoint,
+    jobs: &[TensorJob],
+    pb: &ProgressBar,
+    meta: impl FnOnce(&mut Sink<'_>) -> Result<()>,
+) -> Result<()> {
+    let mut w = GgufWriter::new(out.writer());
+    meta(&mut w)?;
+    for j in jobs {
+        w.add_tensor(PlannedTensor { name: j.gguf_name.clone(), ty: j.ty, ne: j.ne.clone() })?;
+    }
+    w.write_header()?;
+    for j in jobs {
+        pb.set_message(j.gguf_name.clone());
+        let bytes = j.produce(ck)?;
+        w.write_tensor_data(&j.gguf_name, &bytes)?;
+        pb.inc(1);
+    }
+    w.finish()?;
+    Ok(())
+}
+
+/// Checks `dir` looks like an H2OVL checkpoint folder before anything heavier runs.
+pub fn check_input(dir: &Path) -> Result<()> {
+    ensure!(dir.join("config.json").is_file(), "{}: no config.json (not a HF checkpoint folder?)", dir.display());
+    Ok(())
+}
