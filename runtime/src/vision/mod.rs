@@ -1,1 +1,99 @@
 //! InternViT-300M encoder, pixel shuffle and MLP projector, on rayon + SIMD kernels.
+//!
+//! Stages, one module each: [`config`] (GGUF keys) → [`weights`] (name/shape-checked views of the
+//! memory-mapped tensors) → [`vit`] (patch embed, CLS, positions, pre-norm blocks; [`attention`])
+//! → [`pixel_shuffle`] → [`projector`]. All arithmetic is in [`kernels`] (scalar twins + AVX2/NEON).
+//!
+//! Weights stay F32/F16/Q8_0 in the map and are dequantized inside the GEMM's packing step;
+//! activations are always f32 (ViT activations have outliers that int8 would clip).
+pub mod attention;
+pub mod config;
+pub mod kernels;
+pub mod pixel_shuffle;
+pub mod projector;
+pub mod vit;
+pub mod weights;
+
+pub use config::{PsVersion, VisionConfig};
+pub use weights::{GgufSource, TensorSource, VisionWeights};
+
+use anyhow::{bail, Context, Result};
+use h2ovl_convert::gguf::GgufFile;
+use std::path::Path;
+
+/// A loaded vision GGUF (memory map + parsed config), ready to encode tiles.
+pub struct VisionModel {
+    gguf: GgufFile,
+    cfg: VisionConfig,
+}
+
+impl VisionModel {
+    /// Opens the vision GGUF and checks every tensor's presence, type and shape (the first
+    /// problem is reported with the tensor's name).
+    pub fn load(mmproj: &Path) -> Result<Self> {
+        let gguf = GgufFile::open(mmproj).with_context(|| format!("opening vision GGUF {}", mmproj.display()))?;
+        let cfg = VisionConfig::from_gguf(&gguf).with_context(|| format!("reading {}", mmproj.display()))?;
+        VisionWeights::load(&cfg, &GgufSource(&gguf)).with_context(|| format!("checking {}", mmproj.display()))?;
+        Ok(VisionModel { gguf, cfg })
+    }
+
+    /// Sizes and preprocessing keys (use_msac, tile limits, mean/std, …).
+    pub fn config(&self) -> &VisionConfig {
+        &self.cfg
+    }
+
+    fn weights(&self) -> Result<VisionWeights<'_>> {
+        VisionWeights::load(&self.cfg, &GgufSource(&self.gguf))
+    }
+
+    /// `pixels`: `[n_tiles, 3, S, S]` normalized f32 (from `preprocess::normalize_tiles`).
+    /// Returns the image embeddings `[n_tiles·256, llm_hidden]`, tiles in order.
+    pub fn encode(&self, pixels: &[f32], n_tiles: usize, threads: usize) -> Result<Vec<f32>> {
+        encode_with(&self.weights()?, &self.cfg, pixels, n_tiles, threads)
+    }
+
+    /// Last (select_layer) ViT hidden states `[n_tokens, D]` of one tile, CLS first (for tests).
+    pub fn vit_hidden(&self, pixels_one_tile: &[f32]) -> Result<Vec<f32>> {
+        vit_hidden_with(&self.weights()?, &self.cfg, pixels_one_tile, 0)
+    }
+}
+
+fn pool(threads: usize) -> Result<rayon::ThreadPool> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if threads > 0 {
+        b = b.num_threads(threads);
+    }
+    b.build().context("creating the vision thread pool")
+}
+
+fn tile_len(cfg: &VisionConfig) -> usize {
+    3 * cfg.image_size * cfg.image_size
+}
+
+/// [`VisionModel::encode`] on any weight source (`threads` = 0: rayon's default).
+pub fn encode_with(w: &VisionWeights, cfg: &VisionConfig, pixels: &[f32], n_tiles: usize, threads: usize) -> Result<Vec<f32>> {
+    let tl = tile_len(cfg);
+    if pixels.len() != n_tiles * tl {
+        bail!("encode: {} pixel values for {n_tiles} tiles of 3×{s}×{s} (expected {})", pixels.len(), n_tiles * tl, s = cfg.image_size);
+    }
+    let isa = kernels::isa();
+    let n_layers = cfg.layers_to_run()?;
+    let f = cfg.shuffle_factor();
+    pool(threads)?.install(|| {
+        let mut feats = Vec::with_capacity(n_tiles * cfg.tokens_per_tile() * f * f * cfg.hidden);
+        for tile in pixels.chunks_exact(tl) {
+            let x = vit::forward(isa, cfg, w, tile, n_layers);
+            feats.extend(pixel_shuffle::pixel_shuffle(&x, cfg.grid(), cfg.hidden, f, cfg.ps_version));
+        }
+        Ok(projector::project(isa, cfg, w, &feats))
+    })
+}
+
+/// [`VisionModel::vit_hidden`] on any weight source.
+pub fn vit_hidden_with(w: &VisionWeights, cfg: &VisionConfig, pixels_one_tile: &[f32], threads: usize) -> Result<Vec<f32>> {
+    if pixels_one_tile.len() != tile_len(cfg) {
+        bail!("vit_hidden: {} pixel values, expected {}", pixels_one_tile.len(), tile_len(cfg));
+    }
+    let n_layers = cfg.layers_to_run()?;
+    pool(threads)?.install(|| Ok(vit::forward(kernels::isa(), cfg, w, pixels_one_tile, n_layers)))
+}

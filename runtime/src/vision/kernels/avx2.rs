@@ -1,0 +1,304 @@
+//! x86-64 AVX2 + FMA (+ F16C) versions of the vision kernels. Each function mirrors a scalar twin
+//! in its sibling module (named in its doc) and is tested equal to it there.
+//!
+//! Every function is `unsafe` and `#[target_feature]`: callers reach them only through
+//! [`super::isa`] returning `Isa::Avx2`, which checked the CPU features at run time.
+use super::gelu::{table, NCOEF, NINT};
+use super::gemm::{MR, NR, Q8_0_BYTES, Q8_0_QK};
+use super::softmax::{EXP_C, EXP_HI, EXP_LO, LN2_HI, LN2_LO, LOG2E};
+use std::arch::x86_64::*;
+
+/// GEMM microkernel (twin: `gemm::kernel_scalar`): 6×16 tile, 12 ymm accumulators.
+///
+/// # Safety
+/// AVX2+FMA available; pointer contract of `gemm::kernel_scalar`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn kernel_6x16(
+    kb: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    accumulate: bool,
+) {
+    match mr {
+        6 => tile::<6>(kb, a, lda, b, c, ldc, nr, accumulate),
+        5 => tile::<5>(kb, a, lda, b, c, ldc, nr, accumulate),
+        4 => tile::<4>(kb, a, lda, b, c, ldc, nr, accumulate),
+        3 => tile::<3>(kb, a, lda, b, c, ldc, nr, accumulate),
+        2 => tile::<2>(kb, a, lda, b, c, ldc, nr, accumulate),
+        1 => tile::<1>(kb, a, lda, b, c, ldc, nr, accumulate),
+        _ => {}
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile<const M: usize>(
+    kb: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    nr: usize,
+    accumulate: bool,
+) {
+    const { assert!(M <= MR && NR == 16) };
+    let mut lo = [_mm256_setzero_ps(); M];
+    let mut hi = [_mm256_setzero_ps(); M];
+    let mut arow = [a; M];
+    for (r, p) in arow.iter_mut().enumerate() {
+        *p = a.add(r * lda);
+    }
+    let mut bp = b;
+    for _ in 0..kb {
+        let b0 = _mm256_loadu_ps(bp);
+        let b1 = _mm256_loadu_ps(bp.add(8));
+        for r in 0..M {
+            let av = _mm256_broadcast_ss(&*arow[r]);
+            lo[r] = _mm256_fmadd_ps(av, b0, lo[r]);
+            hi[r] = _mm256_fmadd_ps(av, b1, hi[r]);
+            arow[r] = arow[r].add(1);
+        }
+        bp = bp.add(NR);
+    }
+    if nr == NR {
+        for r in 0..M {
+            let cp = c.add(r * ldc);
+            let (mut x0, mut x1) = (lo[r], hi[r]);
+            if accumulate {
+                x0 = _mm256_add_ps(_mm256_loadu_ps(cp), x0);
+                x1 = _mm256_add_ps(_mm256_loadu_ps(cp.add(8)), x1);
+            }
+            _mm256_storeu_ps(cp, x0);
+            _mm256_storeu_ps(cp.add(8), x1);
+        }
+    } else {
+        let mut t = [0f32; NR];
+        for r in 0..M {
+            _mm256_storeu_ps(t.as_mut_ptr(), lo[r]);
+            _mm256_storeu_ps(t.as_mut_ptr().add(8), hi[r]);
+            let cp = c.add(r * ldc);
+            for (j, tv) in t.iter().enumerate().take(nr) {
+                *cp.add(j) = if accumulate { *cp.add(j) + tv } else { *tv };
+            }
+        }
+    }
+}
+
+/// F16 row segment to f32 (twin: `gemm::dequant_f16_scalar`).
+///
+/// # Safety
+/// F16C available.
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn dequant_f16(row: &[u8], p0: usize, out: &mut [f32]) {
+    let src = &row[2 * p0..2 * (p0 + out.len())];
+    let n8 = out.len() / 8 * 8;
+    let mut i = 0;
+    while i < n8 {
+        let h = _mm_loadu_si128(src.as_ptr().add(2 * i) as *const __m128i);
+        _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+        i += 8;
+    }
+    super::gemm::dequant_f16_scalar(&src[2 * n8..], 0, &mut out[n8..]);
+}
+
+/// Q8_0 row segment to f32 (twin: `gemm::dequant_q8_0_scalar`); p0, out.len() multiples of 32.
+///
+/// # Safety
+/// AVX2+F16C available.
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn dequant_q8_0(row: &[u8], p0: usize, out: &mut [f32]) {
+    let b0 = p0 / Q8_0_QK;
+    for (bi, o) in out.chunks_exact_mut(Q8_0_QK).enumerate() {
+        let blk = &row[(b0 + bi) * Q8_0_BYTES..(b0 + bi + 1) * Q8_0_BYTES];
+        let d = _mm256_set1_ps(half::f16::from_bits(u16::from_le_bytes([blk[0], blk[1]])).to_f32());
+        for g in 0..4 {
+            let q = _mm_loadl_epi64(blk.as_ptr().add(2 + 8 * g) as *const __m128i);
+            let f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+            _mm256_storeu_ps(o.as_mut_ptr().add(8 * g), _mm256_mul_ps(d, f));
+        }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn hmax(v: __m256) -> f32 {
+    let s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
+}
+
+/// 8-lane exp (twin: `softmax::exp_scalar`, same operations in the same order).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    let n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    let r = _mm256_sub_ps(_mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(LN2_HI))), _mm256_mul_ps(n, _mm256_set1_ps(LN2_LO)));
+    let mut p = _mm256_set1_ps(EXP_C[7]);
+    for k in (0..7).rev() {
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EXP_C[k]));
+    }
+    let e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    _mm256_mul_ps(p, _mm256_castsi256_ps(e))
+}
+
+/// In-place softmax of `row · scale` (twin: `softmax::softmax_row_scalar`).
+///
+/// # Safety
+/// AVX2+FMA available.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn softmax_row(row: &mut [f32], scale: f32) {
+    let n = row.len();
+    let n8 = n / 8 * 8;
+    let p = row.as_mut_ptr();
+    let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut i = 0;
+    while i < n8 {
+        vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(p.add(i)));
+        i += 8;
+    }
+    let mut max = hmax(vmax);
+    for v in &row[n8..] {
+        max = max.max(*v);
+    }
+    let (vm, vs) = (_mm256_set1_ps(max), _mm256_set1_ps(scale));
+    let mut vsum = _mm256_setzero_ps();
+    i = 0;
+    while i < n8 {
+        let e = exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), vm), vs));
+        _mm256_storeu_ps(p.add(i), e);
+        vsum = _mm256_add_ps(vsum, e);
+        i += 8;
+    }
+    let mut sum = hsum(vsum);
+    for v in &mut row[n8..] {
+        *v = super::softmax::exp_scalar((*v - max) * scale);
+        sum += *v;
+    }
+    let inv = _mm256_set1_ps(1.0 / sum);
+    i = 0;
+    while i < n8 {
+        _mm256_storeu_ps(p.add(i), _mm256_mul_ps(_mm256_loadu_ps(p.add(i)), inv));
+        i += 8;
+    }
+    let inv = 1.0 / sum;
+    for v in &mut row[n8..] {
+        *v *= inv;
+    }
+}
+
+/// 8-lane erf (twin: `gelu::erf_scalar`): both branches computed, blended by |x|.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn erf8(x: __m256) -> __m256 {
+    let t = table();
+    let sign = _mm256_set1_ps(-0.0);
+    let one = _mm256_set1_ps(1.0);
+    let ax = _mm256_andnot_ps(sign, x);
+    let xs = _mm256_and_ps(sign, x);
+    // |x| < 1: x · P(2x² − 1)
+    let u = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(2.0), _mm256_mul_ps(x, x)), one);
+    let mut p = _mm256_set1_ps(t.small[NCOEF - 1]);
+    for k in (0..NCOEF - 1).rev() {
+        p = _mm256_add_ps(_mm256_mul_ps(p, u), _mm256_set1_ps(t.small[k]));
+    }
+    let small = _mm256_mul_ps(x, p);
+    // 1 ≤ |x| < 4: ±(1 − Q_i(u)), coefficients gathered per lane.
+    let fi = _mm256_mul_ps(_mm256_sub_ps(ax, one), _mm256_set1_ps(2.0));
+    let fi = _mm256_min_ps(_mm256_max_ps(fi, _mm256_setzero_ps()), _mm256_set1_ps((NINT - 1) as f32));
+    let idx = _mm256_cvttps_epi32(fi);
+    let centre = _mm256_add_ps(_mm256_set1_ps(1.25), _mm256_mul_ps(_mm256_set1_ps(0.5), _mm256_cvtepi32_ps(idx)));
+    let ub = _mm256_mul_ps(_mm256_sub_ps(ax, centre), _mm256_set1_ps(4.0));
+    let base = _mm256_mullo_epi32(idx, _mm256_set1_epi32(NCOEF as i32));
+    let mut q = _mm256_i32gather_ps::<4>(t.big.as_ptr(), _mm256_add_epi32(base, _mm256_set1_epi32((NCOEF - 1) as i32)));
+    for k in (0..NCOEF - 1).rev() {
+        let ck = _mm256_i32gather_ps::<4>(t.big.as_ptr(), _mm256_add_epi32(base, _mm256_set1_epi32(k as i32)));
+        q = _mm256_add_ps(_mm256_mul_ps(q, ub), ck);
+    }
+    let big = _mm256_or_ps(_mm256_sub_ps(one, q), xs);
+    let sat = _mm256_or_ps(one, xs);
+    let r = _mm256_blendv_ps(sat, big, _mm256_cmp_ps::<_CMP_LT_OQ>(ax, _mm256_set1_ps(4.0)));
+    let r = _mm256_blendv_ps(r, small, _mm256_cmp_ps::<_CMP_LT_OQ>(ax, one));
+    _mm256_blendv_ps(r, x, _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x))
+}
+
+/// In-place exact GELU (twin: `gelu::gelu_scalar`).
+///
+/// # Safety
+/// AVX2+FMA available.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gelu_inplace(v: &mut [f32]) {
+    let n8 = v.len() / 8 * 8;
+    let p = v.as_mut_ptr();
+    let (half, one, rs2) = (_mm256_set1_ps(0.5), _mm256_set1_ps(1.0), _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    let mut i = 0;
+    while i < n8 {
+        let x = _mm256_loadu_ps(p.add(i));
+        let e = erf8(_mm256_mul_ps(x, rs2));
+        _mm256_storeu_ps(p.add(i), _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, e)));
+        i += 8;
+    }
+    for x in &mut v[n8..] {
+        *x = super::gelu::gelu_scalar(*x);
+    }
+}
+
+/// LayerNorm of one row (twin: `layernorm::layernorm_row_scalar`).
+///
+/// # Safety
+/// AVX2+FMA available; all slices of equal length.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn layernorm_row(x: &[f32], y: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+    let n = x.len();
+    let n8 = n / 8 * 8;
+    let xp = x.as_ptr();
+    let mut s = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < n8 {
+        s = _mm256_add_ps(s, _mm256_loadu_ps(xp.add(i)));
+        i += 8;
+    }
+    let mut sum = hsum(s);
+    sum += x[n8..].iter().sum::<f32>();
+    let mean = sum / n as f32;
+    let vm = _mm256_set1_ps(mean);
+    let mut s2 = _mm256_setzero_ps();
+    i = 0;
+    while i < n8 {
+        let d = _mm256_sub_ps(_mm256_loadu_ps(xp.add(i)), vm);
+        s2 = _mm256_fmadd_ps(d, d, s2);
+        i += 8;
+    }
+    let mut ss = hsum(s2);
+    ss += x[n8..].iter().map(|v| (v - mean) * (v - mean)).sum::<f32>();
+    let rstd = 1.0 / (ss / n as f32 + eps).sqrt();
+    let vr = _mm256_set1_ps(rstd);
+    i = 0;
+    while i < n8 {
+        let d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xp.add(i)), vm), vr);
+        let o = _mm256_fmadd_ps(d, _mm256_loadu_ps(w.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)));
+        _mm256_storeu_ps(y.as_mut_ptr().add(i), o);
+        i += 8;
+    }
+    for j in n8..n {
+        y[j] = (x[j] - mean) * rstd * w[j] + b[j];
+    }
+}

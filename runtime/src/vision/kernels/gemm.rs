@@ -1,0 +1,511 @@
+//! Blocked, packed GEMM: `C[m,n] = A[m,k] · Bᵀ (+ bias, + GELU)`, A f32 row-major activations,
+//! B a weight matrix stored as GGUF keeps it (`n` rows of `k` values: F32, F16 or Q8_0) or an f32
+//! activation matrix in either orientation (attention's `QKᵀ` and `PV`).
+//!
+//! Why this shape (the classic Goto/BLIS layout, as in matrixmultiply/gemm):
+//! - B is dequantized *while packing* into `KC×NR` column panels, so F16/Q8_0 weights are never
+//!   expanded to an f32 copy of the model; a packed block (`KC×NC` floats) stays in L2 and is reused
+//!   by every `MR`-row strip of A, which amortizes the dequantization over up to `MC` rows.
+//! - The microkernel keeps an `MR×NR` (6×16) tile of C in registers (12 ymm accumulators on AVX2,
+//!   24 q-registers on NEON) and streams one broadcast of A and two/four vectors of B per k step.
+//! - Work is split into independent `MC×NC` tiles of C (rayon), each with its own packing buffer,
+//!   so threads never share writes and small-M shapes still expose parallelism over N.
+use super::{gelu, Isa};
+use anyhow::{bail, Result};
+use half::f16;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// Rows of the register tile.
+pub const MR: usize = 6;
+/// Columns of the register tile (= one packed panel's width).
+pub const NR: usize = 16;
+/// Depth of one packed block.
+pub const KC: usize = 256;
+/// Rows of A per task (a multiple of MR).
+pub const MC: usize = 192;
+/// Columns of B per task (a multiple of NR).
+pub const NC: usize = 256;
+
+/// Storage type of a weight matrix (the subset of ggml types the vision GGUF uses for 2-D weights).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WType {
+    F32,
+    F16,
+    /// ggml Q8_0: blocks of 32 values = f16 scale `d` + 32 × i8, value = d·q (34 bytes).
+    Q8_0,
+}
+
+/// Q8_0 values per block.
+pub const Q8_0_QK: usize = 32;
+/// Q8_0 bytes per block.
+pub const Q8_0_BYTES: usize = 34;
+
+impl WType {
+    /// Bytes of a row of `k` values (k must be a multiple of the block size, see [`Weight::new`]).
+    pub fn row_bytes(self, k: usize) -> usize {
+        match self {
+            WType::F32 => 4 * k,
+            WType::F16 => 2 * k,
+            WType::Q8_0 => k / Q8_0_QK * Q8_0_BYTES,
+        }
+    }
+}
+
+/// A 2-D weight as GGUF stores it: `n` rows (output features) of `k` values (ggml `ne = [k, n]`).
+#[derive(Clone, Copy, Debug)]
+pub struct Weight<'a> {
+    pub ty: WType,
+    pub n: usize,
+    pub k: usize,
+    pub data: &'a [u8],
+}
+
+impl<'a> Weight<'a> {
+    /// Checks that `data` holds exactly `n` rows of `k` values of `ty` (error names the tensor).
+    pub fn new(name: &str, ty: WType, n: usize, k: usize, data: &'a [u8]) -> Result<Self> {
+        if ty == WType::Q8_0 && k % Q8_0_QK != 0 {
+            bail!("tensor {name}: Q8_0 row length {k} is not a multiple of {Q8_0_QK}");
+        }
+        let want = ty.row_bytes(k) * n;
+        if data.len() != want {
+            bail!("tensor {name}: {} bytes for {ty:?} [{k}, {n}] (expected {want})", data.len());
+        }
+        Ok(Weight { ty, n, k, data })
+    }
+
+    /// Bytes of row `j`.
+    fn row(&self, j: usize) -> &'a [u8] {
+        let rb = self.ty.row_bytes(self.k);
+        &self.data[j * rb..(j + 1) * rb]
+    }
+}
+
+/// The right-hand operand of [`gemm`].
+#[derive(Clone, Copy, Debug)]
+pub enum BMat<'a> {
+    /// A weight in GGUF layout (`n` rows of `k`).
+    Weight(Weight<'a>),
+    /// f32, element (j, p) at `data[j*ld + p]` (e.g. K for `QKᵀ`).
+    F32Nk { data: &'a [f32], ld: usize, n: usize, k: usize },
+    /// f32, element (j, p) at `data[p*ld + j]` (e.g. V for `PV`).
+    F32Kn { data: &'a [f32], ld: usize, n: usize, k: usize },
+}
+
+impl BMat<'_> {
+    pub fn n(&self) -> usize {
+        match self {
+            BMat::Weight(w) => w.n,
+            BMat::F32Nk { n, .. } | BMat::F32Kn { n, .. } => *n,
+        }
+    }
+    pub fn k(&self) -> usize {
+        match self {
+            BMat::Weight(w) => w.k,
+            BMat::F32Nk { k, .. } | BMat::F32Kn { k, .. } => *k,
+        }
+    }
+}
+
+/// What to do to a finished tile of C (applied while it is still in cache).
+#[derive(Clone, Copy, Debug)]
+pub enum Epilogue<'a> {
+    None,
+    /// `c[i][j] += bias[j]`.
+    Bias(&'a [f32]),
+    /// `c[i][j] = gelu(c[i][j] + bias[j])` (exact erf GELU).
+    BiasGelu(&'a [f32]),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dequantization of one row segment (the packing primitive); scalar twins here, SIMD in avx2/neon.
+
+/// Scalar: values `p0..p0+out.len()` of an F16 row.
+pub fn dequant_f16_scalar(row: &[u8], p0: usize, out: &mut [f32]) {
+    let src = &row[2 * p0..2 * (p0 + out.len())];
+    for (o, b) in out.iter_mut().zip(src.chunks_exact(2)) {
+        *o = f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32();
+    }
+}
+
+/// Scalar: values `p0..p0+out.len()` of a Q8_0 row (`p0` and `out.len()` multiples of 32).
+pub fn dequant_q8_0_scalar(row: &[u8], p0: usize, out: &mut [f32]) {
+    let b0 = p0 / Q8_0_QK;
+    for (bi, o) in out.chunks_exact_mut(Q8_0_QK).enumerate() {
+        let blk = &row[(b0 + bi) * Q8_0_BYTES..(b0 + bi + 1) * Q8_0_BYTES];
+        let d = f16::from_bits(u16::from_le_bytes([blk[0], blk[1]])).to_f32();
+        for (v, q) in o.iter_mut().zip(&blk[2..]) {
+            *v = d * (*q as i8) as f32;
+        }
+    }
+}
+
+fn dequant(isa: Isa, ty: WType, row: &[u8], p0: usize, out: &mut [f32]) {
+    match ty {
+        WType::F32 => {
+            for (o, b) in out.iter_mut().zip(row[4 * p0..].chunks_exact(4)) {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        WType::F16 => match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: Isa::Avx2 is only chosen when AVX2/FMA/F16C were detected.
+            Isa::Avx2 => unsafe { super::avx2::dequant_f16(row, p0, out) },
+            _ => dequant_f16_scalar(row, p0, out),
+        },
+        WType::Q8_0 => match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { super::avx2::dequant_q8_0(row, p0, out) },
+            _ => dequant_q8_0_scalar(row, p0, out),
+        },
+    }
+}
+
+/// Packs columns `j0..j0+nb` and depth `p0..p0+kb` of B into `ceil(nb/NR)` panels of `kb×NR`
+/// (panel-major, then k, then the NR columns), zero-padding the last panel.
+fn pack_b(isa: Isa, b: &BMat, j0: usize, nb: usize, p0: usize, kb: usize, dst: &mut [f32]) {
+    let panels = nb.div_ceil(NR);
+    let dst = &mut dst[..panels * kb * NR];
+    let mut tmp = [0f32; KC];
+    for q in 0..panels {
+        let panel = &mut dst[q * kb * NR..(q + 1) * kb * NR];
+        let cols = NR.min(nb - q * NR);
+        if cols < NR {
+            panel.fill(0.0);
+        }
+        for jj in 0..cols {
+            let j = j0 + q * NR + jj;
+            match b {
+                BMat::Weight(w) => {
+                    dequant(isa, w.ty, w.row(j), p0, &mut tmp[..kb]);
+                    for p in 0..kb {
+                        panel[p * NR + jj] = tmp[p];
+                    }
+                }
+                BMat::F32Nk { data, ld, .. } => {
+                    let src = &data[j * ld + p0..j * ld + p0 + kb];
+                    for p in 0..kb {
+                        panel[p * NR + jj] = src[p];
+                    }
+                }
+                BMat::F32Kn { data, ld, .. } => {
+                    for p in 0..kb {
+                        panel[p * NR + jj] = data[(p0 + p) * ld + j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Microkernels. Contract (all ISAs): C[r][j] (+)= Σ_p A[r*lda + p] · panel[p*NR + j] for r < mr ≤ MR,
+// j < nr ≤ NR; `accumulate` = false overwrites C. Pointers must cover exactly those elements.
+
+/// The scalar microkernel (the reference twin).
+///
+/// # Safety
+/// `a` must be valid for `mr` rows of `kb` reads with stride `lda`, `b` for `kb*NR` reads, `c` for
+/// `mr` rows of `nr` writes with stride `ldc`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn kernel_scalar(
+    kb: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    accumulate: bool,
+) {
+    let mut t = [[0f32; NR]; MR];
+    for p in 0..kb {
+        let bp = std::slice::from_raw_parts(b.add(p * NR), NR);
+        for r in 0..mr {
+            let av = *a.add(r * lda + p);
+            for j in 0..NR {
+                t[r][j] += av * bp[j];
+            }
+        }
+    }
+    for r in 0..mr {
+        for j in 0..nr {
+            let cp = c.add(r * ldc + j);
+            *cp = if accumulate { *cp + t[r][j] } else { t[r][j] };
+        }
+    }
+}
+
+type KernelFn = unsafe fn(usize, *const f32, usize, *const f32, *mut f32, usize, usize, usize, bool);
+
+fn kernel_for(isa: Isa) -> KernelFn {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => super::avx2::kernel_6x16,
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => super::neon::kernel_6x16,
+        _ => kernel_scalar,
+    }
+}
+
+/// Raw pointer to C shared by tasks that write disjoint tiles.
+#[derive(Clone, Copy)]
+struct CPtr(*mut f32);
+// SAFETY: tasks write pairwise-disjoint element sets of C (distinct MC×NC tiles).
+unsafe impl Send for CPtr {}
+unsafe impl Sync for CPtr {}
+
+thread_local! {
+    static PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `C[i, j] = Σ_p A[i*lda + p] · B(j, p)` for i < m, j < b.n(), then the epilogue.
+/// `parallel` splits the tiles over the current rayon pool; otherwise runs on this thread
+/// (used inside already-parallel loops such as attention heads).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    isa: Isa,
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &BMat,
+    c: &mut [f32],
+    ldc: usize,
+    epi: Epilogue,
+    parallel: bool,
+) {
+    let (n, k) = (b.n(), b.k());
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(lda >= k && ldc >= n, "gemm: bad leading dimensions");
+    assert!(a.len() >= (m - 1) * lda + k, "gemm: A too short");
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm: C too short");
+    if let Epilogue::Bias(bias) | Epilogue::BiasGelu(bias) = epi {
+        assert_eq!(bias.len(), n, "gemm: bias length");
+    }
+    let tiles_m = m.div_ceil(MC);
+    let tiles_n = n.div_ceil(NC);
+    let cp = CPtr(c.as_mut_ptr());
+    let run = |t: usize| {
+        let (ti, tj) = (t / tiles_n, t % tiles_n);
+        let (i0, j0) = (ti * MC, tj * NC);
+        let (mb, nb) = (MC.min(m - i0), NC.min(n - j0));
+        PACK.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            if buf.len() < KC * NC {
+                buf.resize(KC * NC, 0.0);
+            }
+            // SAFETY: this task touches only rows i0..i0+mb, columns j0..j0+nb of C.
+            unsafe { tile(isa, a, lda, b, cp, ldc, i0, mb, j0, nb, k, &mut buf, epi) };
+        });
+    };
+    let tasks = tiles_m * tiles_n;
+    if parallel && tasks > 1 {
+        (0..tasks).into_par_iter().for_each(run);
+    } else {
+        (0..tasks).for_each(run);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(
+    isa: Isa,
+    a: &[f32],
+    lda: usize,
+    b: &BMat,
+    c: CPtr,
+    ldc: usize,
+    i0: usize,
+    mb: usize,
+    j0: usize,
+    nb: usize,
+    k: usize,
+    pack: &mut [f32],
+    epi: Epilogue,
+) {
+    let kern = kernel_for(isa);
+    let panels = nb.div_ceil(NR);
+    let mut p0 = 0;
+    while p0 < k {
+        let kb = KC.min(k - p0);
+        pack_b(isa, b, j0, nb, p0, kb, pack);
+        let acc = p0 > 0;
+        let mut i = i0;
+        while i < i0 + mb {
+            let mr = MR.min(i0 + mb - i);
+            let ap = a.as_ptr().add(i * lda + p0);
+            for q in 0..panels {
+                let nr = NR.min(nb - q * NR);
+                let bp = pack.as_ptr().add(q * kb * NR);
+                let cptr = c.0.add(i * ldc + j0 + q * NR);
+                kern(kb, ap, lda, bp, cptr, ldc, mr, nr, acc);
+            }
+            i += mr;
+        }
+        p0 += kb;
+    }
+    match epi {
+        Epilogue::None => {}
+        Epilogue::Bias(bias) | Epilogue::BiasGelu(bias) => {
+            let bias = &bias[j0..j0 + nb];
+            for i in i0..i0 + mb {
+                let row = std::slice::from_raw_parts_mut(c.0.add(i * ldc + j0), nb);
+                for (v, bv) in row.iter_mut().zip(bias) {
+                    *v += bv;
+                }
+                if let Epilogue::BiasGelu(_) = epi {
+                    gelu::gelu_inplace(isa, row);
+                }
+            }
+        }
+    }
+}
+
+/// Plain triple loop in f64, the test oracle for [`gemm`] (not used at run time).
+pub fn gemm_reference(a: &[f32], lda: usize, m: usize, b: &BMat, c: &mut [f32], ldc: usize) {
+    let (n, k) = (b.n(), b.k());
+    let mut col = vec![0f32; k];
+    for j in 0..n {
+        match b {
+            BMat::Weight(w) => dequant(Isa::Scalar, w.ty, w.row(j), 0, &mut col),
+            BMat::F32Nk { data, ld, .. } => col.copy_from_slice(&data[j * ld..j * ld + k]),
+            BMat::F32Kn { data, ld, .. } => (0..k).for_each(|p| col[p] = data[p * ld + j]),
+        }
+        for i in 0..m {
+            let s: f64 = (0..k).map(|p| a[i * lda + p] as f64 * col[p] as f64).sum();
+            c[i * ldc + j] = s as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random values in [-1, 1) (ggml-style test data without a rand dep).
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    fn to_bytes(ty: WType, w: &[f32], k: usize) -> Vec<u8> {
+        match ty {
+            WType::F32 => w.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            WType::F16 => w.iter().flat_map(|v| f16::from_f32(*v).to_bits().to_le_bytes()).collect(),
+            WType::Q8_0 => {
+                assert_eq!(k % Q8_0_QK, 0);
+                let mut out = Vec::new();
+                for blk in w.chunks(Q8_0_QK) {
+                    let amax = blk.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let d = amax / 127.0;
+                    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                    out.extend(f16::from_f32(d).to_bits().to_le_bytes());
+                    out.extend(blk.iter().map(|v| (v * id).round() as i8 as u8));
+                }
+                out
+            }
+        }
+    }
+
+    fn check(isa: Isa, ty: WType, m: usize, n: usize, k: usize, epi_bias: bool) {
+        let lda = k + 3;
+        let ldc = n + 5;
+        let a = data(m * lda, 1 + m as u32);
+        let wf = data(n * k, 7 + n as u32);
+        let bytes = to_bytes(ty, &wf, k);
+        let w = Weight::new("t", ty, n, k, &bytes).unwrap();
+        let b = BMat::Weight(w);
+        let bias = data(n, 99);
+        let mut want = vec![0f32; m * ldc];
+        gemm_reference(&a, lda, m, &b, &mut want, ldc);
+        if epi_bias {
+            for i in 0..m {
+                for j in 0..n {
+                    want[i * ldc + j] += bias[j];
+                }
+            }
+        }
+        for par in [false, true] {
+            let mut got = vec![0f32; m * ldc];
+            let epi = if epi_bias { Epilogue::Bias(&bias) } else { Epilogue::None };
+            gemm(isa, &a, lda, m, &b, &mut got, ldc, epi, par);
+            for i in 0..m {
+                for j in 0..n {
+                    let (g, w) = (got[i * ldc + j], want[i * ldc + j]);
+                    assert!((g - w).abs() <= 2e-6 * (k as f32).sqrt() * 4.0, "{isa:?} {ty:?} m{m} n{n} k{k} ({i},{j}): {g} vs {w}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scalar_gemm_matches_reference() {
+        for (m, n, k) in [(1, 1, 1), (7, 7, 7), (33, 17, 65), (13, 300, 588)] {
+            check(Isa::Scalar, WType::F32, m, n, k, true);
+            check(Isa::Scalar, WType::F16, m, n, k, false);
+        }
+        for (m, n, k) in [(1, 1, 32), (7, 33, 64), (200, 40, 288)] {
+            check(Isa::Scalar, WType::Q8_0, m, n, k, true);
+        }
+    }
+
+    #[test]
+    fn simd_gemm_equals_scalar() {
+        let Some(isa) = crate::vision::kernels::simd_isa() else {
+            eprintln!("no SIMD ISA on this host: only the scalar GEMM is tested");
+            return;
+        };
+        for (m, n, k) in [(1, 1, 1), (7, 7, 7), (33, 33, 33), (1025, 7, 64), (5, 1025, 64), (197, 270, 600)] {
+            for ty in [WType::F32, WType::F16] {
+                check(isa, ty, m, n, k, true);
+            }
+        }
+        for (m, n, k) in [(1, 1, 32), (7, 33, 64), (33, 7, 96), (200, 300, 544)] {
+            check(isa, WType::Q8_0, m, n, k, true);
+        }
+        // SIMD vs scalar twin directly, on the same packed data.
+        let (m, n, k) = (37, 41, 300);
+        let a = data(m * k, 3);
+        let wv = data(n * k, 4);
+        let bytes = to_bytes(WType::F16, &wv, k);
+        let b = BMat::Weight(Weight::new("t", WType::F16, n, k, &bytes).unwrap());
+        let (mut c0, mut c1) = (vec![0f32; m * n], vec![0f32; m * n]);
+        gemm(Isa::Scalar, &a, k, m, &b, &mut c0, n, Epilogue::None, false);
+        gemm(isa, &a, k, m, &b, &mut c1, n, Epilogue::None, false);
+        for (x, y) in c0.iter().zip(&c1) {
+            assert!((x - y).abs() <= 1e-5, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn f32_activation_operands() {
+        let isa = crate::vision::kernels::isa();
+        let (m, n, k, ld) = (19, 1025, 16, 48);
+        let a = data(m * k, 5);
+        let kmat = data(n * ld, 6);
+        let b = BMat::F32Nk { data: &kmat, ld, n, k };
+        let (mut got, mut want) = (vec![0f32; m * n], vec![0f32; m * n]);
+        gemm(isa, &a, k, m, &b, &mut got, n, Epilogue::None, false);
+        gemm_reference(&a, k, m, &b, &mut want, n);
+        assert!(got.iter().zip(&want).all(|(g, w)| (g - w).abs() < 1e-5));
+        // PV: A [m, 1025] times V stored [1025 tokens, ld] -> [m, 16]
+        let (kk, nn) = (1025, 16);
+        let p = data(m * kk, 8);
+        let v = data(kk * ld, 9);
+        let b = BMat::F32Kn { data: &v, ld, n: nn, k: kk };
+        let (mut got, mut want) = (vec![0f32; m * nn], vec![0f32; m * nn]);
+        gemm(isa, &p, kk, m, &b, &mut got, nn, Epilogue::None, true);
+        gemm_reference(&p, kk, m, &b, &mut want, nn);
+        assert!(got.iter().zip(&want).all(|(g, w)| (g - w).abs() < 1e-4));
+    }
+}
