@@ -28,6 +28,7 @@ pub mod q8_0;
 use rayon::prelude::*;
 
 /// ggml tensor types this project reads or writes (`enum ggml_type`, values are the GGUF codes).
+#[allow(non_camel_case_types)] // ggml's own spelling (Q4_K), which the spec and gguf-py use
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GgmlType {

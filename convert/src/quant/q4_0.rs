@@ -24,10 +24,20 @@ pub(crate) fn signed_absmax(x: &[f32]) -> f32 {
     max
 }
 
-/// C's `(int8_t)(float)` for the in-range values these quantizers produce: truncate toward zero.
+/// C's `(int8_t)(float)` as GCC/Clang compile it on x86-64: `cvttss2si` to i32 (truncation; NaN
+/// and out-of-range give the "integer indefinite" `i32::MIN`), then the low byte. Finite blocks
+/// only ever produce 0..=32 here; the emulation matters for degenerate blocks (subnormal maxima
+/// make `id = 1/d` infinite), where ggml's bytes come from exactly this instruction.
 #[inline]
 pub(crate) fn trunc_i8(v: f32) -> i32 {
-    (v as i32) as i8 as i32
+    c_f32_to_i8(v) as i32
+}
+
+/// See [`trunc_i8`]; also used for Q8_0's `(int8_t)roundf(x)`.
+#[inline]
+pub(crate) fn c_f32_to_i8(v: f32) -> i8 {
+    let i = if v.is_nan() || !(-2_147_483_648.0..2_147_483_648.0).contains(&v) { i32::MIN } else { v as i32 };
+    i as i8
 }
 
 /// Quantize whole blocks: `x.len()` is a multiple of 32, `y.len()` = blocks × 18.

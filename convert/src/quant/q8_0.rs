@@ -4,6 +4,7 @@
 //! Rounding is C `roundf` (half away from zero, Rust `f32::round`), not the K-quants' ties-to-even.
 
 use super::f16::{read_f16, write_f16};
+use super::q4_0::c_f32_to_i8;
 
 /// Elements per block (`QK8_0`).
 pub const QK: usize = 32;
@@ -25,8 +26,8 @@ fn quantize_block(x: &[f32; QK], y: &mut [u8]) {
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     write_f16(y, 0, d);
     for (q, &v) in y[2..].iter_mut().zip(x) {
-        // C converts the float to int8_t; the value is within ±127 for finite input.
-        *q = ((v * id).round() as i32) as i8 as u8;
+        // C converts the float to int8_t: within ±127 for normal input, x86 semantics otherwise.
+        *q = c_f32_to_i8((v * id).round()) as u8;
     }
 }
 
