@@ -1,0 +1,239 @@
+//! End-to-end parity against the golden reference (quant-tests/fixtures/golden, README there):
+//! convert each tiny checkpoint, run the whole chat pipeline through llama.cpp, and compare the
+//! prompt ids (exact), the 16 greedy ids (exact, no early stop), the logits of every generated
+//! step and of the selected prompt positions (max abs ≤ 5e-3, the README's float32 criterion).
+//!
+//! The image side is fed two ways: the reference `image_embeds.npy` (isolates the LLM side) and
+//! our own vision encoder from the mmproj GGUF. Q8_0 runs report the first divergence and the
+//! per-step KL divergence to the reference (a measured figure, printed; see `--nocapture`).
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use anyhow::{Context as _, Result};
+use h2ovl_convert::{ConvertOptions, ConvertOutput, LlmQuant, VisionQuant};
+use h2ovl_runtime::llm::sampling::kl_divergence;
+use h2ovl_runtime::llm::{
+    ChatOutput, GenerationConfig, History, ImageInput, KvType, Pipeline, PipelineOptions, PrecomputedEncoder,
+};
+use h2ovl_runtime::npy;
+
+/// Tolerance of the golden README for logits of a float32 port.
+const LOGITS_TOL: f32 = 5e-3;
+const N_GEN: usize = 16;
+
+fn golden() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/golden")
+}
+
+/// One reference case, read from its summary.json.
+struct Case {
+    name: String,
+    dir: PathBuf,
+    checkpoint: PathBuf,
+    question: String,
+    images: Vec<PathBuf>,
+    tiles: Vec<usize>,
+}
+
+fn case(name: &str) -> Result<Case> {
+    let dir = golden().join("cases").join(name);
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json"))?)?;
+    let str_of = |k: &str| s[k].as_str().map(str::to_string).with_context(|| format!("{name}: summary.json lacks {k}"));
+    let images = s["image_files"]
+        .as_array()
+        .context("image_files")?
+        .iter()
+        .map(|v| golden().join("images").join(v.as_str().unwrap_or_default()))
+        .collect();
+    let tiles = s["n_tiles_per_image"].as_array().context("n_tiles_per_image")?.iter().map(|v| v.as_u64().unwrap_or(0) as usize).collect();
+    Ok(Case {
+        name: name.to_string(),
+        checkpoint: golden().join(str_of("checkpoint")?),
+        question: str_of("question")?,
+        dir,
+        images,
+        tiles,
+    })
+}
+
+/// Convert a checkpoint once per (checkpoint, quant) for the whole test process.
+fn converted(ckpt: &Path, quant: LlmQuant, vq: VisionQuant) -> Result<ConvertOutput> {
+    static DONE: OnceLock<Mutex<HashMap<String, ConvertOutput>>> = OnceLock::new();
+    let map = DONE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    let key = format!("{}|{:?}|{:?}", ckpt.display(), quant, vq);
+    if let Some(o) = map.get(&key) {
+        return Ok(o.clone());
+    }
+    // Kept for the life of the process (several tests share it).
+    let outdir = tempfile::tempdir()?.keep();
+    let o = h2ovl_convert::convert(&ConvertOptions {
+        input: ckpt.to_path_buf(),
+        outdir,
+        quant,
+        vision_quant: vq,
+        quiet: true,
+        threads: Some(2),
+    })
+    .with_context(|| format!("converting {}", ckpt.display()))?;
+    map.insert(key, o.clone());
+    Ok(o)
+}
+
+fn opts() -> PipelineOptions {
+    // f32 KV cache: the comparison is against a float32 reference.
+    PipelineOptions { threads: 2, kv_type: KvType::F32, ..Default::default() }
+}
+
+/// The reference projector output, split per image.
+fn reference_encoder(c: &Case, n_embd: usize) -> Result<PrecomputedEncoder> {
+    let mut images = Vec::new();
+    if !c.images.is_empty() {
+        let (shape, data) = npy::read_f32(&c.dir.join("image_embeds.npy"))?;
+        assert_eq!(shape, vec![c.tiles.iter().sum::<usize>() * 256, n_embd], "{}: image_embeds shape", c.name);
+        let mut off = 0;
+        for (p, &t) in c.images.iter().zip(&c.tiles) {
+            let n = t * 256 * n_embd;
+            images.push((p.clone(), t, data[off..off + n].to_vec()));
+            off += n;
+        }
+    }
+    Ok(PrecomputedEncoder { images, n_embd })
+}
+
+/// Positions with reference prompt logits and those logits ([n, vocab] flattened).
+fn reference_prompt_logits(c: &Case) -> Result<(Vec<usize>, Vec<f32>)> {
+    let sel = c.dir.join("logits_prompt_sel.npy");
+    if sel.exists() {
+        let (_, pos) = npy::read_i64(&c.dir.join("logits_prompt_pos.npy"))?;
+        let (_, l) = npy::read_f32(&sel)?;
+        Ok((pos.into_iter().map(|p| p as usize).collect(), l))
+    } else {
+        let (shape, l) = npy::read_f32(&c.dir.join("logits_prompt.npy"))?;
+        Ok(((0..shape[0]).collect(), l))
+    }
+}
+
+fn run_case(c: &Case, pipe: &mut Pipeline, prompt_positions: Vec<usize>) -> Result<ChatOutput> {
+    let mut cfg = GenerationConfig::greedy_fixed(N_GEN);
+    cfg.probe.step_logits = true;
+    cfg.probe.prompt_positions = prompt_positions;
+    let images: Vec<ImageInput> = c.images.iter().map(|p| ImageInput::Path(p.clone())).collect();
+    pipe.chat_stream(&images, &c.question, &cfg, &History::new(), &mut |_| {})
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Asserts the float32 criteria of the README for one run.
+fn check_f32(c: &Case, out: &ChatOutput, label: &str) -> Result<()> {
+    let (_, ids) = npy::read_i64(&c.dir.join("input_ids.npy"))?;
+    let ours: Vec<i64> = out.prompt_ids.iter().map(|&t| t as i64).collect();
+    assert_eq!(ours.len(), ids.len(), "{}: prompt length", c.name);
+    assert_eq!(ours, ids, "{}: prompt ids", c.name);
+
+    let (_, gen) = npy::read_i64(&c.dir.join("gen_ids.npy"))?;
+    let ours: Vec<i64> = out.tokens.iter().map(|&t| t as i64).collect();
+    assert_eq!(ours, gen, "{} [{label}]: greedy ids", c.name);
+
+    let (shape, gl) = npy::read_f32(&c.dir.join("gen_logits.npy"))?;
+    let v = shape[1];
+    assert_eq!(out.step_logits.len(), N_GEN);
+    let mut worst = 0f32;
+    for (k, row) in out.step_logits.iter().enumerate() {
+        let d = max_abs_diff(row, &gl[k * v..(k + 1) * v]);
+        worst = worst.max(d);
+        assert!(d <= LOGITS_TOL, "{} [{label}]: step {k} logits max|Δ| {d} > {LOGITS_TOL}", c.name);
+    }
+    let (pos, pl) = reference_prompt_logits(c)?;
+    assert_eq!(out.prompt_logits.len(), pos.len(), "{}: prompt logits returned", c.name);
+    let mut worst_p = 0f32;
+    for (i, p) in pos.iter().enumerate() {
+        let (q, row) = &out.prompt_logits.iter().find(|(q, _)| q == p).context("missing prompt position")?;
+        assert_eq!(q, p);
+        let d = max_abs_diff(row, &pl[i * v..(i + 1) * v]);
+        worst_p = worst_p.max(d);
+        assert!(d <= LOGITS_TOL, "{} [{label}]: prompt position {p} logits max|Δ| {d} > {LOGITS_TOL}", c.name);
+    }
+    println!(
+        "{} [{label}]: ids exact ({} prompt, {N_GEN} generated); max|Δlogit| generation {worst:.2e}, prompt {worst_p:.2e}",
+        c.name,
+        out.prompt_ids.len()
+    );
+    Ok(())
+}
+
+fn f32_with_reference_embeds(name: &str) -> Result<()> {
+    let c = case(name)?;
+    let conv = converted(&c.checkpoint, LlmQuant::F32, VisionQuant::F32)?;
+    let probe = Pipeline::with_encoder(&conv.llm, None, opts())?;
+    let enc = reference_encoder(&c, probe.model().n_embd())?;
+    drop(probe);
+    let mut pipe = Pipeline::with_encoder(&conv.llm, Some(Box::new(enc)), opts())?;
+    let (pos, _) = reference_prompt_logits(&c)?;
+    let out = run_case(&c, &mut pipe, pos)?;
+    check_f32(&c, &out, "reference embeds")
+}
+
+#[test]
+fn f32_text_only() -> Result<()> {
+    f32_with_reference_embeds("tiny_text_only")
+}
+
+#[test]
+fn f32_single_image_reference_embeds() -> Result<()> {
+    f32_with_reference_embeds("tiny_single_640x480")
+}
+
+#[test]
+fn f32_msac_2b_reference_embeds() -> Result<()> {
+    f32_with_reference_embeds("tiny2b_msac_300x900")
+}
+
+#[test]
+fn f32_multi_image_reference_embeds() -> Result<()> {
+    f32_with_reference_embeds("tiny_multi_640x480_448x448")
+}
+
+/// Q8_0 LLM: report how far greedy decoding stays with the reference, and the KL per step.
+#[test]
+fn q8_0_divergence_report() -> Result<()> {
+    for name in ["tiny_text_only", "tiny_single_640x480", "tiny2b_msac_300x900", "tiny_multi_640x480_448x448"] {
+        let c = case(name)?;
+        let conv = converted(&c.checkpoint, LlmQuant::Q8_0, VisionQuant::Q8_0)?;
+        let probe = Pipeline::with_encoder(&conv.llm, None, opts())?;
+        let enc = reference_encoder(&c, probe.model().n_embd())?;
+        drop(probe);
+        let mut pipe = Pipeline::with_encoder(&conv.llm, Some(Box::new(enc)), opts())?;
+        let out = run_case(&c, &mut pipe, Vec::new())?;
+        report_quantized(&c, &out, "Q8_0 LLM, reference embeds")?;
+    }
+    Ok(())
+}
+
+/// Prints first divergence + per-step KL(reference || ours); asserts only what must hold
+/// regardless of quantization (same prompt ids, 16 steps produced, finite KL).
+fn report_quantized(c: &Case, out: &ChatOutput, label: &str) -> Result<()> {
+    let (_, ids) = npy::read_i64(&c.dir.join("input_ids.npy"))?;
+    assert_eq!(out.prompt_ids.iter().map(|&t| t as i64).collect::<Vec<_>>(), ids, "{}: prompt ids", c.name);
+    let (_, gen) = npy::read_i64(&c.dir.join("gen_ids.npy"))?;
+    let (shape, gl) = npy::read_f32(&c.dir.join("gen_logits.npy"))?;
+    let v = shape[1];
+    assert_eq!(out.tokens.len(), N_GEN);
+    let first_div = out.tokens.iter().zip(&gen).position(|(&a, &b)| a as i64 != b);
+    let kl: Vec<f64> = out.step_logits.iter().enumerate().map(|(k, row)| kl_divergence(&gl[k * v..(k + 1) * v], row)).collect();
+    assert!(kl.iter().all(|x| x.is_finite()));
+    let kl_s: Vec<String> = kl.iter().map(|x| format!("{x:.1e}")).collect();
+    println!(
+        "{} [{label}]: first divergence {} ; KL(ref||ours) per step (context = ours; after a divergence the \
+         contexts differ) [{}] ; step-0 max|Δlogit| {:.3e}",
+        c.name,
+        first_div.map_or("none (16/16 ids equal)".to_string(), |k| format!("at step {k}")),
+        kl_s.join(", "),
+        max_abs_diff(&out.step_logits[0], &gl[..v]),
+    );
+    Ok(())
+}

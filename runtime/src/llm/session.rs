@@ -1,0 +1,420 @@
+//! The library API: load once, then `chat` like the reference
+//! `model.chat(tokenizer, images, question, generation_config, history)`.
+//!
+//! A [`Pipeline`] owns the llama.cpp model and context, the image encoder and a cache of image
+//! embeddings keyed by content. It remembers which slots (token ids / image rows) sit in the KV
+//! cache, so a new turn re-renders the whole conversation exactly as the reference does, keeps
+//! the longest common prefix already in the cache, and decodes only the rest.
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+
+use super::decode::{prefill, Stepper};
+use super::detok::TextStream;
+use super::ffi::{Context, ContextParams, KvType, Model, Token};
+use super::images::{ImageEncoder, ImageInput, TilingOptions};
+use super::prompt::{is_stop, question_with_placeholders, render, tokenize_prompt, Slot, TOKENS_PER_TILE};
+use super::sampling::{GenerationConfig, Sampler};
+
+/// How to load and run the pipeline.
+#[derive(Clone, Debug)]
+pub struct PipelineOptions {
+    /// CPU threads for llama.cpp and the vision encoder (0 = all cores).
+    pub threads: usize,
+    /// Context size; `None` = enough for prompt + max_new_tokens, up to the model's trained length.
+    pub n_ctx: Option<usize>,
+    /// Largest `llama_decode` batch.
+    pub n_batch: usize,
+    pub kv_type: KvType,
+    /// Upper bound on tiles per image (the reference's `max_tiles`, 6).
+    pub max_tiles: usize,
+    /// Use MSAC for a single image when the model does (2b). `false` = `--no-msac`.
+    pub msac: bool,
+    /// Show llama.cpp's own logs.
+    pub verbose: bool,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            threads: 0,
+            n_ctx: None,
+            n_batch: 512,
+            kv_type: KvType::F16,
+            max_tiles: 6,
+            msac: true,
+            verbose: false,
+        }
+    }
+}
+
+impl PipelineOptions {
+    pub fn n_threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        }
+    }
+}
+
+/// One finished exchange. `question` carries its `<image>` placeholders; `images` are the
+/// images attached in that turn, in placeholder order.
+#[derive(Clone, Debug)]
+pub struct Turn {
+    pub question: String,
+    pub answer: String,
+    pub images: Vec<ImageInput>,
+}
+
+/// The conversation so far (the reference's `history` list of (question, answer)).
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub turns: Vec<Turn>,
+}
+
+impl History {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn n_images(&self) -> usize {
+        self.turns.iter().map(|t| t.images.len()).sum()
+    }
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// `<|end|>` or `</s>` was sampled.
+    EndOfAnswer,
+    /// `max_new_tokens` reached.
+    Length,
+}
+
+/// Wall-clock split of one turn.
+#[derive(Clone, Debug, Default)]
+pub struct Timings {
+    pub image_encode_s: f64,
+    pub images_encoded: usize,
+    pub prefill_s: f64,
+    pub prefill_tokens: usize,
+    pub decode_s: f64,
+    pub decode_tokens: usize,
+}
+
+impl Timings {
+    pub fn prefill_tok_s(&self) -> f64 {
+        rate(self.prefill_tokens, self.prefill_s)
+    }
+
+    pub fn decode_tok_s(&self) -> f64 {
+        rate(self.decode_tokens, self.decode_s)
+    }
+}
+
+fn rate(n: usize, s: f64) -> f64 {
+    if s > 0.0 {
+        n as f64 / s
+    } else {
+        0.0
+    }
+}
+
+/// Everything a turn produced.
+#[derive(Clone, Debug)]
+pub struct ChatOutput {
+    /// The answer, special tokens skipped, stripped (as the reference returns it).
+    pub answer: String,
+    /// Generated ids (the stop token excluded).
+    pub tokens: Vec<Token>,
+    pub stop: StopReason,
+    /// The full prompt ids of this turn (history included), as the reference `input_ids`.
+    pub prompt_ids: Vec<Token>,
+    /// Prompt positions reused from the KV cache (not recomputed).
+    pub reused_tokens: usize,
+    /// Tiles per image of the conversation, in prompt order.
+    pub image_tiles: Vec<usize>,
+    pub timings: Timings,
+    /// With `probe.step_logits`: the logits that chose each generated token.
+    pub step_logits: Vec<Vec<f32>>,
+    /// With `probe.prompt_positions`: (position, logits) for each computed requested position.
+    pub prompt_logits: Vec<(usize, Vec<f32>)>,
+    /// `history` + this turn.
+    pub history: History,
+}
+
+struct CachedImage {
+    n_tiles: usize,
+    rows: Vec<f32>,
+}
+
+/// The loaded model(s) plus conversation state.
+pub struct Pipeline {
+    model: Arc<Model>,
+    ctx: Option<Context>,
+    /// What the KV cache holds, position by position.
+    kv: Vec<Slot>,
+    encoder: Option<Box<dyn ImageEncoder>>,
+    cache: HashMap<u64, CachedImage>,
+    opts: PipelineOptions,
+}
+
+impl Pipeline {
+    /// Load the LLM GGUF and, if given, the vision (mmproj) GGUF.
+    pub fn load(llm_gguf: &Path, mmproj: Option<&Path>, opts: PipelineOptions) -> Result<Pipeline> {
+        let encoder = match mmproj {
+            Some(p) => Some(super::vision_encoder::load(p, &opts)?),
+            None => None,
+        };
+        Self::with_encoder(llm_gguf, encoder, opts)
+    }
+
+    /// Load the LLM and use `encoder` for images (e.g. precomputed embeddings in tests).
+    pub fn with_encoder(llm_gguf: &Path, encoder: Option<Box<dyn ImageEncoder>>, opts: PipelineOptions) -> Result<Pipeline> {
+        super::ffi::set_verbose(opts.verbose);
+        let model = Arc::new(Model::load(llm_gguf, false)?);
+        if let Some(e) = &encoder {
+            if e.n_embd() != model.n_embd() {
+                bail!(
+                    "the vision GGUF projects to width {} but the LLM {} has hidden size {}: mismatched model files?",
+                    e.n_embd(),
+                    llm_gguf.display(),
+                    model.n_embd()
+                );
+            }
+        }
+        Ok(Pipeline { model, ctx: None, kv: Vec::new(), encoder, cache: HashMap::new(), opts })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn options(&self) -> &PipelineOptions {
+        &self.opts
+    }
+
+    pub fn has_vision(&self) -> bool {
+        self.encoder.is_some()
+    }
+
+    /// Forget the KV cache (the image-embedding cache stays).
+    pub fn reset(&mut self) {
+        if let Some(c) = &mut self.ctx {
+            c.clear_kv();
+        }
+        self.kv.clear();
+    }
+
+    /// Tokenize text with the GGUF vocabulary (special tokens parsed, no BOS).
+    pub fn tokenize(&self, text: &str) -> Result<Vec<Token>> {
+        self.model.tokenize(text, true)
+    }
+
+    /// One turn: `(answer, history + this turn)`.
+    pub fn chat(
+        &mut self,
+        images: &[ImageInput],
+        question: &str,
+        cfg: &GenerationConfig,
+        history: &History,
+    ) -> Result<(String, History)> {
+        let out = self.chat_stream(images, question, cfg, history, &mut |_| {})?;
+        Ok((out.answer, out.history))
+    }
+
+    /// One turn, calling `on_text` with each newly decoded piece of the answer.
+    pub fn chat_stream(
+        &mut self,
+        images: &[ImageInput],
+        question: &str,
+        cfg: &GenerationConfig,
+        history: &History,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<ChatOutput> {
+        let r = self.chat_inner(images, question, cfg, history, on_text);
+        if r.is_err() {
+            // The KV cache may hold a half-decoded turn: start clean next time.
+            self.reset();
+        }
+        r
+    }
+
+    fn chat_inner(
+        &mut self,
+        images: &[ImageInput],
+        question: &str,
+        cfg: &GenerationConfig,
+        history: &History,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<ChatOutput> {
+        let mut timings = Timings::default();
+        let n_prev = history.n_images();
+        let all_images: Vec<&ImageInput> = history.turns.iter().flat_map(|t| t.images.iter()).chain(images).collect();
+        if !all_images.is_empty() && self.encoder.is_none() {
+            bail!("images were given but no vision model is loaded (pass --mmproj with the vision GGUF)");
+        }
+        let question_ph = question_with_placeholders(question, images.len(), n_prev + 1)?;
+
+        // 1. Tile counts (cheap), so the prompt length is known before any compute.
+        let msac = self.opts.msac && all_images.len() == 1 && self.encoder.as_ref().is_some_and(|e| e.uses_msac());
+        let tiling = TilingOptions { max_tiles: self.opts.max_tiles, msac };
+        let mut keys: Vec<(u64, usize)> = Vec::with_capacity(all_images.len());
+        let mut to_encode = Vec::new();
+        for img in &all_images {
+            let key = img.content_key(&tiling)?;
+            let n_tiles = if let Some(c) = self.cache.get(&key) {
+                c.n_tiles
+            } else if let Some((_, p)) = to_encode.iter().find(|(k, _)| *k == key) {
+                let p: &super::images::PreparedImage = p;
+                p.n_tiles
+            } else {
+                let enc = self.encoder.as_ref().expect("checked above");
+                let p = enc.prepare(img, &tiling).with_context(|| format!("preparing image {}", img.label()))?;
+                let n = p.n_tiles;
+                to_encode.push((key, p));
+                n
+            };
+            keys.push((key, n_tiles));
+        }
+
+        // 2. Prompt.
+        let rendered = render(history.turns.iter().map(|t| (t.question.as_str(), t.answer.as_str())), &question_ph);
+        let model = self.model.clone();
+        let prompt = tokenize_prompt(&rendered, &keys, |s| model.tokenize(s, true))?;
+        let tiles_total: usize = keys.iter().map(|k| k.1).sum();
+
+        // 3. Context size, checked before encoding anything.
+        let needed = prompt.len() + cfg.max_new_tokens;
+        let train = if self.model.n_ctx_train() > 0 { self.model.n_ctx_train() } else { 8192 };
+        let limit = self.opts.n_ctx.unwrap_or(train);
+        if needed > limit {
+            bail!(
+                "the prompt needs {} tokens ({} image positions from {} tiles) + {} new tokens = {}, more than the \
+                 context size {}: lower --max-tiles (now {}), pass fewer images, lower -n/--max-new-tokens{}",
+                prompt.len(),
+                prompt.n_image_positions(),
+                tiles_total,
+                cfg.max_new_tokens,
+                needed,
+                limit,
+                self.opts.max_tiles,
+                if self.opts.n_ctx.is_some() { ", or raise -c/--ctx-size" } else { "" }
+            );
+        }
+        if self.ctx.as_ref().is_none_or(|c| c.n_ctx() < needed) {
+            let n_ctx = self.opts.n_ctx.unwrap_or_else(|| needed.next_multiple_of(256).min(limit));
+            self.ctx = None; // free the old KV cache before allocating the new one
+            self.kv.clear();
+            let p = ContextParams {
+                n_ctx: n_ctx as u32,
+                n_batch: self.opts.n_batch as u32,
+                n_threads: self.opts.n_threads() as i32,
+                kv_type: self.opts.kv_type,
+            };
+            self.ctx = Some(Context::new(self.model.clone(), &p)?);
+        }
+
+        // 4. Encode the images not seen before.
+        let n_embd = self.model.n_embd();
+        if !to_encode.is_empty() {
+            let t = Instant::now();
+            let enc = self.encoder.as_ref().expect("checked above");
+            for (key, p) in &to_encode {
+                let rows = enc.encode(p, self.opts.n_threads())?;
+                let want = p.n_tiles * TOKENS_PER_TILE * n_embd;
+                if rows.len() != want {
+                    bail!("the vision encoder returned {} values for {} tiles, expected {want}", rows.len(), p.n_tiles);
+                }
+                self.cache.insert(*key, CachedImage { n_tiles: p.n_tiles, rows });
+            }
+            timings.image_encode_s = t.elapsed().as_secs_f64();
+            timings.images_encoded = to_encode.len();
+        }
+
+        // 5. Keep the common prefix of the KV cache, prefill the rest.
+        let ctx = self.ctx.as_mut().expect("created above");
+        let mut keep = self.kv.iter().zip(&prompt.slots).take_while(|(a, b)| a == b).count();
+        if keep == prompt.len() {
+            keep -= 1; // recompute the last position: its logits start generation
+        }
+        ctx.truncate_kv(keep)?;
+        self.kv.truncate(keep);
+        let t = Instant::now();
+        let cache = &self.cache;
+        let pre = prefill(
+            ctx,
+            &prompt.slots[keep..],
+            keep,
+            |key, row| {
+                let r = row as usize * n_embd;
+                cache.get(&key).and_then(|c| c.rows.get(r..r + n_embd))
+            },
+            &cfg.probe.prompt_positions,
+        )?;
+        self.kv.extend_from_slice(&prompt.slots[keep..]);
+        timings.prefill_s = t.elapsed().as_secs_f64();
+        timings.prefill_tokens = prompt.len() - keep;
+
+        // 6. Generate.
+        let t = Instant::now();
+        let mut sampler = Sampler::new(cfg);
+        let mut stepper = Stepper::default();
+        let mut context_ids: Vec<Token> = prompt.ids.clone();
+        let mut logits = pre.last;
+        let mut stream = TextStream::new();
+        let mut tokens = Vec::new();
+        let mut step_logits = Vec::new();
+        let mut stop = StopReason::Length;
+        for step in 0..cfg.max_new_tokens {
+            if cfg.probe.step_logits {
+                step_logits.push(logits.clone());
+            }
+            let tok = sampler.sample(&logits, &context_ids);
+            if cfg.stop_at_eos && is_stop(tok) {
+                stop = StopReason::EndOfAnswer;
+                break;
+            }
+            tokens.push(tok);
+            context_ids.push(tok);
+            if !self.model.is_special(tok) {
+                let s = stream.push(&self.model.token_to_piece(tok, false));
+                if !s.is_empty() {
+                    on_text(&s);
+                }
+            }
+            if step + 1 == cfg.max_new_tokens {
+                break;
+            }
+            let pos = self.kv.len();
+            logits.copy_from_slice(stepper.step(ctx, tok, pos)?);
+            self.kv.push(Slot::Token(tok));
+        }
+        let tail = stream.finish();
+        if !tail.is_empty() {
+            on_text(&tail);
+        }
+        timings.decode_s = t.elapsed().as_secs_f64();
+        timings.decode_tokens = tokens.len();
+
+        let answer = stream.text().trim_end().to_string();
+        let mut new_history = history.clone();
+        new_history.turns.push(Turn { question: question_ph, answer: answer.clone(), images: images.to_vec() });
+        Ok(ChatOutput {
+            answer,
+            tokens,
+            stop,
+            prompt_ids: prompt.ids,
+            reused_tokens: keep,
+            image_tiles: keys.iter().map(|k| k.1).collect(),
+            timings,
+            step_logits,
+            prompt_logits: pre.at,
+            history: new_history,
+        })
+    }
+}

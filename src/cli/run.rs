@@ -1,0 +1,230 @@
+//! `h2ovl run -m LLM.gguf [--mmproj VISION.gguf] [--image F]... -p TEXT`: one question, the
+//! answer streamed to stdout, timings to stderr. A thin layer over `h2ovl_runtime::llm::Pipeline`.
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use h2ovl_runtime::llm::{ChatOutput, GenerationConfig, History, ImageInput, KvType, Pipeline, PipelineOptions, Probe};
+
+/// Model files and runtime settings shared by `run` and `chat` (flags as in llama.cpp).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// LLM GGUF (from `h2ovl convert`).
+    #[arg(short = 'm', long = "model")]
+    pub model: PathBuf,
+    /// Vision tower + projector GGUF (mmproj). Needed only with images.
+    #[arg(long)]
+    pub mmproj: Option<PathBuf>,
+    /// CPU threads (default: all cores).
+    #[arg(short = 't', long, default_value_t = 0)]
+    pub threads: usize,
+    /// Context size (default: enough for the prompt + max new tokens, up to the model's 8192).
+    #[arg(short = 'c', long = "ctx-size")]
+    pub ctx_size: Option<usize>,
+    /// Maximum tiles per image (fewer tiles = fewer image tokens = faster, less detail).
+    #[arg(long = "max-tiles", default_value_t = 6)]
+    pub max_tiles: usize,
+    /// Never use MSAC (multi-scale adaptive cropping), even for a single image on the 2b.
+    #[arg(long = "no-msac")]
+    pub no_msac: bool,
+    /// Keep the KV cache in f32 instead of f16 (exact, twice the memory).
+    #[arg(long = "kv-f32")]
+    pub kv_f32: bool,
+    /// Show llama.cpp's own log output.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> Result<Pipeline> {
+        if self.max_tiles == 0 {
+            anyhow::bail!("--max-tiles must be at least 1");
+        }
+        let opts = PipelineOptions {
+            threads: self.threads,
+            n_ctx: self.ctx_size,
+            max_tiles: self.max_tiles,
+            msac: !self.no_msac,
+            kv_type: if self.kv_f32 { KvType::F32 } else { KvType::F16 },
+            verbose: self.verbose,
+            ..Default::default()
+        };
+        Pipeline::load(&self.model, self.mmproj.as_deref(), opts)
+    }
+}
+
+/// Sampling flags shared by `run` and `chat`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Maximum number of generated tokens.
+    #[arg(short = 'n', long = "max-new-tokens", default_value_t = 1024)]
+    pub max_new_tokens: usize,
+    /// Temperature; 0 = greedy (the reference's effective setting).
+    #[arg(long, default_value_t = 0.0)]
+    pub temp: f32,
+    /// Nucleus sampling threshold (1.0 = off).
+    #[arg(long = "top-p", default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Keep only the k most likely tokens (0 = off).
+    #[arg(long = "top-k", default_value_t = 0)]
+    pub top_k: usize,
+    /// Penalty for tokens among the last 64 (1.0 = off).
+    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// RNG seed for sampling (temp > 0).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    pub fn config(&self) -> Result<GenerationConfig> {
+        if !(self.temp >= 0.0) || !(self.top_p > 0.0 && self.top_p <= 1.0) || !(self.repeat_penalty > 0.0) {
+            anyhow::bail!("need --temp >= 0, 0 < --top-p <= 1 and --repeat-penalty > 0");
+        }
+        Ok(GenerationConfig {
+            max_new_tokens: self.max_new_tokens,
+            temperature: self.temp,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            repeat_penalty: self.repeat_penalty,
+            seed: self.seed,
+            ..Default::default()
+        })
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Image file (repeat for several; refer to them with `<image>` in the prompt, or let
+    /// `Image-1: <image>\n…` be prepended).
+    #[arg(long = "image")]
+    pub images: Vec<PathBuf>,
+    /// The question. `\n`, `\t`, `\\` escapes are expanded, as in llama.cpp.
+    #[arg(short = 'p', long = "prompt")]
+    pub prompt: String,
+    /// No timings on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// `json`: print one JSON object instead of streaming text.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Write the logits of every generated step ([steps, vocab], f32 .npy) here.
+    #[arg(long = "dump-logits")]
+    pub dump_logits: Option<PathBuf>,
+}
+
+/// Expand `\n`, `\t`, `\"`, `\\` in a command-line prompt (llama.cpp's `--escape` default).
+pub fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('"') => out.push('"'),
+            Some('\'') => out.push('\''),
+            Some('\\') => out.push('\\'),
+            Some(o) => {
+                out.push('\\');
+                out.push(o);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// One line of timings for stderr.
+pub fn timings_line(o: &ChatOutput) -> String {
+    let t = &o.timings;
+    let mut s = String::new();
+    if t.images_encoded > 0 {
+        let tiles: usize = o.image_tiles.iter().sum();
+        s.push_str(&format!("image encode: {:.2} s ({} image(s), {tiles} tiles) | ", t.image_encode_s, t.images_encoded));
+    }
+    s.push_str(&format!(
+        "prefill: {} tokens in {:.2} s ({:.1} tok/s) | decode: {} tokens in {:.2} s ({:.1} tok/s)",
+        t.prefill_tokens,
+        t.prefill_s,
+        t.prefill_tok_s(),
+        t.decode_tokens,
+        t.decode_s,
+        t.decode_tok_s()
+    ));
+    s
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let mut cfg = a.sampling.config()?;
+    cfg.probe = Probe { step_logits: a.dump_logits.is_some(), prompt_positions: Vec::new() };
+    let mut pipe = a.model.load()?;
+    let images: Vec<ImageInput> = a.images.iter().map(|p| ImageInput::Path(p.clone())).collect();
+    let prompt = unescape(&a.prompt);
+    let json = a.output == OutputFormat::Json;
+    let stdout = std::io::stdout();
+    let out = pipe.chat_stream(&images, &prompt, &cfg, &History::new(), &mut |piece| {
+        if !json {
+            let mut o = stdout.lock();
+            let _ = o.write_all(piece.as_bytes());
+            let _ = o.flush();
+        }
+    })?;
+    if json {
+        let t = &out.timings;
+        let v = serde_json::json!({
+            "text": out.answer,
+            "tokens": out.tokens,
+            "prompt_tokens": out.prompt_ids.len(),
+            "image_tiles": out.image_tiles,
+            "stop": format!("{:?}", out.stop),
+            "timings": {
+                "image_encode_s": t.image_encode_s,
+                "prefill_s": t.prefill_s,
+                "prefill_tokens": t.prefill_tokens,
+                "prefill_tok_s": t.prefill_tok_s(),
+                "decode_s": t.decode_s,
+                "decode_tokens": t.decode_tokens,
+                "decode_tok_s": t.decode_tok_s(),
+            }
+        });
+        println!("{v}");
+    } else {
+        println!();
+    }
+    if let Some(path) = &a.dump_logits {
+        let n_vocab = pipe.model().n_vocab();
+        let flat: Vec<f32> = out.step_logits.iter().flatten().copied().collect();
+        h2ovl_runtime::npy::write_f32(path, &[out.step_logits.len(), n_vocab], &flat)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !a.quiet {
+        eprintln!("{}", timings_line(&out));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescape_handles_llama_cpp_escapes() {
+        assert_eq!(unescape(r"Image-1: <image>\nImage-2: <image>\nWhat?"), "Image-1: <image>\nImage-2: <image>\nWhat?");
+        assert_eq!(unescape(r"a\\nb\t\q\"), "a\\nb\t\\q\\");
+    }
+}
