@@ -1,0 +1,148 @@
+//! Vision encoder against the golden reference (quant-tests/fixtures/golden, README tolerances):
+//! the tiny checkpoints are converted to vision GGUFs (F32, F16, Q8_0) with `h2ovl_convert`, the
+//! reference tiles (lossless PNGs) are normalized exactly as torchvision does, and
+//! - F32: `vit_hidden_tile0` max abs ≤ 1e-4, `image_embeds` max abs ≤ 5e-5 and ≤ 1e-4 · max|ref|;
+//! - F16 / Q8_0 weights: per-token cosine ≥ 0.999 (figures printed for the report).
+use h2ovl_convert::{convert, ConvertOptions, LlmQuant, VisionQuant};
+use h2ovl_runtime::npy;
+use h2ovl_runtime::vision::VisionModel;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn golden() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../quant-tests/fixtures/golden")
+}
+
+/// Converted vision GGUFs, one per (checkpoint, quant), made once per test binary.
+fn mmproj(ckpt: &str, vq: VisionQuant) -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+    let _g = LOCK.lock().unwrap();
+    let out = dir.path().join(format!("{ckpt}-{vq:?}"));
+    let done = out.join("done");
+    if !done.exists() {
+        let o = convert(&ConvertOptions {
+            input: golden().join("checkpoints").join(ckpt),
+            outdir: out.clone(),
+            quant: LlmQuant::F16,
+            vision_quant: vq,
+            quiet: true,
+            threads: Some(2),
+        })
+        .unwrap_or_else(|e| panic!("converting {ckpt} ({vq:?}): {e:#}"));
+        std::fs::write(&done, o.vision.to_str().unwrap()).unwrap();
+    }
+    PathBuf::from(std::fs::read_to_string(done).unwrap())
+}
+
+/// All tiles of a case, in prompt order (tiles_img0, tiles_img1, …), normalized `[T, 3, S, S]`.
+fn tiles(case: &str, mean: [f32; 3], std: [f32; 3]) -> (Vec<f32>, usize) {
+    let dir = golden().join("cases").join(case);
+    let mut out = Vec::new();
+    let mut n = 0;
+    for img in 0.. {
+        let d = dir.join(format!("tiles_img{img}"));
+        if !d.exists() {
+            break;
+        }
+        let mut files: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files {
+            let rgb = image::open(&f).unwrap().to_rgb8();
+            let (w, h) = rgb.dimensions();
+            for c in 0..3 {
+                for y in 0..h {
+                    for x in 0..w {
+                        let v = rgb.get_pixel(x, y)[c] as f32;
+                        out.push((v / 255.0 - mean[c]) / std[c]);
+                    }
+                }
+            }
+            n += 1;
+        }
+    }
+    (out, n)
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn min_row_cosine(a: &[f32], b: &[f32], width: usize) -> f64 {
+    a.chunks(width)
+        .zip(b.chunks(width))
+        .map(|(x, y)| {
+            let dot: f64 = x.iter().zip(y).map(|(p, q)| *p as f64 * *q as f64).sum();
+            let nx: f64 = x.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
+            let ny: f64 = y.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
+            dot / (nx * ny)
+        })
+        .fold(1.0, f64::min)
+}
+
+fn check_case(case: &str, ckpt: &str) {
+    let dir = golden().join("cases").join(case);
+    let (shape_h, ref_hidden) = npy::read_f32(&dir.join("vit_hidden_tile0.npy")).unwrap();
+    let (shape_e, ref_embeds) = npy::read_f32(&dir.join("image_embeds.npy")).unwrap();
+    let max_ref = ref_embeds.iter().fold(0f32, |m, v| m.max(v.abs()));
+
+    let f32_model = VisionModel::load(&mmproj(ckpt, VisionQuant::F32)).unwrap();
+    let cfg = f32_model.config().clone();
+    let (pixels, n_tiles) = tiles(case, cfg.image_mean, cfg.image_std);
+    assert_eq!(shape_e, vec![n_tiles * 256, cfg.projection_dim], "{case}: tile count");
+    let tl = 3 * cfg.image_size * cfg.image_size;
+
+    let hidden = f32_model.vit_hidden(&pixels[..tl]).unwrap();
+    assert_eq!(shape_h, vec![cfg.n_tokens(), cfg.hidden]);
+    let dh = max_abs_diff(&hidden, &ref_hidden);
+    let embeds = f32_model.encode(&pixels, n_tiles, 2).unwrap();
+    let de = max_abs_diff(&embeds, &ref_embeds);
+    eprintln!("{case} F32: vit_hidden max abs {dh:.2e}, image_embeds max abs {de:.2e} (rel {:.2e})", de / max_ref);
+    assert!(dh <= 1e-4, "{case}: vit_hidden_tile0 max abs diff {dh:e} > 1e-4");
+    assert!(de <= 5e-5, "{case}: image_embeds max abs diff {de:e} > 5e-5");
+    assert!(de <= 1e-4 * max_ref, "{case}: image_embeds relative error {:e} > 1e-4", de / max_ref);
+
+    for vq in [VisionQuant::F16, VisionQuant::Q8_0] {
+        let m = VisionModel::load(&mmproj(ckpt, vq)).unwrap();
+        let e = m.encode(&pixels, n_tiles, 2).unwrap();
+        let cos = min_row_cosine(&e, &ref_embeds, cfg.projection_dim);
+        eprintln!("{case} {vq:?}: min per-token cosine {cos:.6}, max abs {:.2e}", max_abs_diff(&e, &ref_embeds));
+        assert!(cos >= 0.999, "{case} {vq:?}: per-token cosine {cos} < 0.999");
+    }
+}
+
+#[test]
+fn tiny_single_640x480() {
+    check_case("tiny_single_640x480", "tiny");
+}
+
+#[test]
+fn tiny2b_msac_300x900() {
+    check_case("tiny2b_msac_300x900", "tiny-2b");
+}
+
+#[test]
+fn tiny_multi_640x480_448x448() {
+    check_case("tiny_multi_640x480_448x448", "tiny");
+}
+
+#[test]
+fn config_keys_from_gguf() {
+    let m = VisionModel::load(&mmproj("tiny-2b", VisionQuant::F32)).unwrap();
+    let c = m.config();
+    assert!(c.use_msac, "tiny-2b has use_msac = true");
+    assert_eq!((c.hidden, c.n_layers, c.n_heads, c.ffn), (96, 3, 6, 384));
+    assert_eq!(c.tokens_per_tile(), 256);
+    let m = VisionModel::load(&mmproj("tiny", VisionQuant::F32)).unwrap();
+    assert!(!m.config().use_msac);
+}
+
+#[test]
+fn bad_inputs_give_errors() {
+    let m = VisionModel::load(&mmproj("tiny", VisionQuant::F32)).unwrap();
+    assert!(m.encode(&[0.0; 10], 1, 1).is_err());
+    let err = VisionModel::load(Path::new("/nonexistent/mmproj.gguf")).err().unwrap();
+    assert!(format!("{err:#}").contains("mmproj.gguf"));
+}
