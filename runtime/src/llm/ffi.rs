@@ -215,6 +215,8 @@ pub struct ContextParams {
     pub n_batch: u32,
     pub n_threads: i32,
     pub kv_type: KvType,
+    /// Flash attention: None = llama.cpp's choice (auto).
+    pub flash_attn: Option<bool>,
 }
 
 /// One inference context (KV cache + compute buffers) over a shared [`Model`].
@@ -245,6 +247,11 @@ impl Context {
         };
         cp.type_k = t;
         cp.type_v = t;
+        cp.flash_attn_type = match p.flash_attn {
+            None => sys::LLAMA_FLASH_ATTN_TYPE_AUTO,
+            Some(false) => sys::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+            Some(true) => sys::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+        };
         // SAFETY: the model pointer is valid and outlives the context (we keep the Arc).
         let raw = unsafe { sys::llama_init_from_model(model.ptr.as_ptr(), cp) };
         let ptr = NonNull::new(raw).with_context(|| {

@@ -29,6 +29,8 @@ pub struct PipelineOptions {
     /// Largest `llama_decode` batch.
     pub n_batch: usize,
     pub kv_type: KvType,
+    /// Flash attention (None = llama.cpp's automatic choice).
+    pub flash_attn: Option<bool>,
     /// Upper bound on tiles per image (the reference's `max_tiles`, 6).
     pub max_tiles: usize,
     /// Use MSAC for a single image when the model does (2b). `false` = `--no-msac`.
@@ -44,6 +46,7 @@ impl Default for PipelineOptions {
             n_ctx: None,
             n_batch: 512,
             kv_type: KvType::F16,
+            flash_attn: None,
             max_tiles: 6,
             msac: true,
             verbose: false,
@@ -315,6 +318,7 @@ impl Pipeline {
                 n_batch: self.opts.n_batch as u32,
                 n_threads: self.opts.n_threads() as i32,
                 kv_type: self.opts.kv_type,
+                flash_attn: self.opts.flash_attn,
             };
             self.ctx = Some(Context::new(self.model.clone(), &p)?);
         }
