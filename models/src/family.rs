@@ -239,7 +239,7 @@ pub fn tiny_2b() -> ModelSpec {
     m
 }
 
-/// Demo size (~19M params, 38 MB): fast to convert and run end to end. Every matrix row length
+/// Demo size (≈22M params, mostly the 32010-row embeddings; 44 MB): fast to convert and run end to end. Every matrix row length
 /// (input width) is a multiple of 256, so K-quant GGUF types apply without a fallback type;
 /// head_dim 64 like the real tower.
 pub fn small() -> ModelSpec {
