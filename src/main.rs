@@ -16,6 +16,10 @@ struct Cli {
 enum Command {
     /// Convert a HuggingFace H2OVL checkpoint folder into an LLM GGUF + a vision (mmproj) GGUF.
     Convert(cli::convert::ConvertArgs),
+    /// Answer one prompt about zero or more images (streams the answer to stdout).
+    Run(cli::run::RunArgs),
+    /// Multi-turn chat REPL (`/image PATH` attaches an image, `/reset`, `/quit`).
+    Chat(cli::chat::ChatArgs),
     /// Write a synthetic H2OVL checkpoint (random weights, real HF layout) for demos and benchmarks.
     GenModel(cli::gen_model::GenModelArgs),
 }
@@ -53,6 +57,8 @@ fn main() {
     }
     let result = match cli.command {
         Command::Convert(a) => cli::convert::run(a),
+        Command::Run(a) => cli::run::run(a),
+        Command::Chat(a) => cli::chat::run(a),
         Command::GenModel(a) => cli::gen_model::run(a),
     };
     if let Err(e) = result {

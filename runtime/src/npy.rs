@@ -21,7 +21,7 @@ fn parse_header(bytes: &[u8]) -> Result<Header> {
     }
     let major = bytes[6];
     let (hlen, hstart) = match major {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
         2 | 3 => {
             if bytes.len() < 12 {
                 bail!("truncated .npy header");

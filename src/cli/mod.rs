@@ -1,3 +1,5 @@
 //! One file per subcommand.
 pub mod convert;
 pub mod gen_model;
+pub mod chat;
+pub mod run;
