@@ -4,9 +4,9 @@
 //! Names are built here and nowhere else, so the 493 (800m) / 565 (2b) count is checked in one
 //! place. The init is chosen so that a random checkpoint runs through the full depth without
 //! NaN/Inf and with activations of ordinary size:
-//! - linear weights: N(0, 1/fan_in) (variance preserving); projections that write into a
-//!   residual stream (`attn.proj`, `fc2`, `o_proj`, `down_proj`) are further scaled by
-//!   1/√(2·layers) so the stream grows by O(1) over the whole depth, not O(√layers);
+//! - linear weights: N(0, 1/fan_in) (variance preserving); the decoder's projections into the
+//!   residual stream (`o_proj`, `down_proj`) are further scaled by 1/√(2·layers) so the stream
+//!   grows by O(1) over the whole depth, not O(√layers) (in the ViT the layer scales do that);
 //! - Layer/RMS norm weights ≈ 1 (1 + N(0, 0.02²)), biases N(0, 0.02²);
 //! - ViT layer scales `ls1`/`ls2` ≈ 0.1 (uniform 0.05..0.15), like a trained InternViT's small gates;
 //! - ViT class/position embeddings N(0, 0.02²); token embeddings N(0, 1) (RMSNorm follows);
@@ -74,7 +74,6 @@ pub fn tensors(spec: &ModelSpec) -> Vec<TensorSpec> {
 fn vision_tensors(spec: &ModelSpec, b: &mut Builder) {
     let v = &spec.vision;
     let (d, f) = (v.hidden, v.intermediate);
-    let residual_gain = 1.0 / ((2 * v.layers) as f32).sqrt();
     let e = "vision_model.embeddings";
     b.push(format!("{e}.class_embedding"), &[1, 1, d], VIT_EMBED);
     let patch_in = v.channels * v.patch_size * v.patch_size;
@@ -87,14 +86,14 @@ fn vision_tensors(spec: &ModelSpec, b: &mut Builder) {
         b.push(format!("{p}.norm1.bias"), &[d], NORM_BIAS);
         b.push(format!("{p}.attn.qkv.weight"), &[3 * d, d], linear(d, 1.0));
         b.push(format!("{p}.attn.qkv.bias"), &[3 * d], BIAS);
-        b.push(format!("{p}.attn.proj.weight"), &[d, d], linear(d, residual_gain));
+        b.push(format!("{p}.attn.proj.weight"), &[d, d], linear(d, 1.0));
         b.push(format!("{p}.attn.proj.bias"), &[d], BIAS);
         b.push(format!("{p}.ls1"), &[d], LAYER_SCALE);
         b.push(format!("{p}.norm2.weight"), &[d], NORM_WEIGHT);
         b.push(format!("{p}.norm2.bias"), &[d], NORM_BIAS);
         b.push(format!("{p}.mlp.fc1.weight"), &[f, d], linear(d, 1.0));
         b.push(format!("{p}.mlp.fc1.bias"), &[f], BIAS);
-        b.push(format!("{p}.mlp.fc2.weight"), &[d, f], linear(f, residual_gain));
+        b.push(format!("{p}.mlp.fc2.weight"), &[d, f], linear(f, 1.0));
         b.push(format!("{p}.mlp.fc2.bias"), &[d], BIAS);
         b.push(format!("{p}.ls2"), &[d], LAYER_SCALE);
     }
