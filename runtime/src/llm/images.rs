@@ -37,6 +37,14 @@ impl From<image::RgbImage> for ImageInput {
 }
 
 impl ImageInput {
+    /// Decoded pixels, row-major RGB8 (`w·h·3` bytes), without depending on the image crate.
+    pub fn from_rgb8(width: u32, height: u32, pixels: Vec<u8>) -> Result<Self> {
+        let n = pixels.len();
+        image::RgbImage::from_raw(width, height, pixels)
+            .map(ImageInput::Rgb)
+            .with_context(|| format!("{n} bytes are not a {width}x{height} RGB image"))
+    }
+
     /// A short name for messages.
     pub fn label(&self) -> String {
         match self {

@@ -38,6 +38,9 @@ pub struct Probe {
     /// Absolute prompt positions whose logits to return (only positions actually computed in
     /// this turn, i.e. not reused from the KV cache).
     pub prompt_positions: Vec<usize>,
+    /// Teacher forcing: step k feeds `forced[k]` instead of the sampled token (while recording
+    /// the logits), to compare logits along a reference continuation.
+    pub forced: Vec<Token>,
 }
 
 impl Default for GenerationConfig {

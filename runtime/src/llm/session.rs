@@ -378,7 +378,8 @@ impl Pipeline {
             if cfg.probe.step_logits {
                 step_logits.push(logits.clone());
             }
-            let tok = sampler.sample(&logits, &context_ids);
+            let sampled = sampler.sample(&logits, &context_ids);
+            let tok = cfg.probe.forced.get(step).copied().unwrap_or(sampled);
             if cfg.stop_at_eos && is_stop(tok) {
                 stop = StopReason::EndOfAnswer;
                 break;

@@ -2,12 +2,89 @@
 //! (InternViT + pixel shuffle + projector) loaded from the mmproj GGUF.
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 
-use super::images::ImageEncoder;
+use super::images::{ImageEncoder, ImageInput, PreparedImage, TilingOptions};
 use super::session::PipelineOptions;
+use crate::preprocess::{self, PreprocessConfig};
+use crate::vision::VisionModel;
+
+/// Vision GGUF + the preprocessing settings it carries.
+pub struct VisionEncoder {
+    model: VisionModel,
+    pre: PreprocessConfig,
+}
 
 /// Load the vision GGUF as an encoder.
 pub fn load(mmproj: &Path, _opts: &PipelineOptions) -> Result<Box<dyn ImageEncoder>> {
-    bail!("vision encoder for {} is not wired in yet (h2ovl_runtime::vision::VisionModel pending)", mmproj.display())
+    Ok(Box::new(VisionEncoder::load(mmproj)?))
+}
+
+impl VisionEncoder {
+    pub fn load(mmproj: &Path) -> Result<Self> {
+        let model = VisionModel::load(mmproj)?;
+        let c = model.config();
+        let pre = PreprocessConfig {
+            image_size: c.image_size as u32,
+            min_tiles: c.min_dynamic_patch,
+            max_tiles: c.max_dynamic_patch,
+            use_thumbnail: c.use_thumbnail,
+            use_msac: c.use_msac,
+            mean: c.image_mean,
+            std: c.image_std,
+            ..Default::default()
+        };
+        Ok(VisionEncoder { model, pre })
+    }
+}
+
+impl ImageEncoder for VisionEncoder {
+    fn prepare(&self, image: &ImageInput, tiling: &TilingOptions) -> Result<PreparedImage> {
+        let mut cfg = self.pre.clone();
+        // `--max-tiles` replaces the model's max_dynamic_patch (the reference chat() passes 6).
+        cfg.max_tiles = tiling.max_tiles as u32;
+        if cfg.max_tiles < cfg.min_tiles {
+            bail!("--max-tiles {} is below the model's minimum of {} tiles", cfg.max_tiles, cfg.min_tiles);
+        }
+        let rgb = match image {
+            ImageInput::Path(p) => preprocess::load_image(p, cfg.max_pixels)?,
+            ImageInput::Rgb(i) => {
+                preprocess::decode::check_size(i.width(), i.height(), cfg.max_pixels)?;
+                i.clone()
+            }
+        };
+        let t = preprocess::tile_image(&rgb, &cfg, tiling.msac);
+        if t.tiles.is_empty() {
+            bail!("image {} is empty", image.label());
+        }
+        let pixels = preprocess::normalize_tiles(&t.tiles, &cfg);
+        let description = match t.pass1_grid {
+            Some(p1) => format!(
+                "{}x{}: MSAC grids {}x{} + {}x{}, {} tiles",
+                rgb.width(),
+                rgb.height(),
+                t.grid.0,
+                t.grid.1,
+                p1.0,
+                p1.1,
+                t.tiles.len()
+            ),
+            None => format!("{}x{}: grid {}x{}, {} tiles", rgb.width(), rgb.height(), t.grid.0, t.grid.1, t.tiles.len()),
+        };
+        Ok(PreparedImage { n_tiles: t.tiles.len(), pixels, description, tag: 0 })
+    }
+
+    fn encode(&self, prepared: &PreparedImage, threads: usize) -> Result<Vec<f32>> {
+        self.model
+            .encode(&prepared.pixels, prepared.n_tiles, threads)
+            .with_context(|| format!("encoding image ({})", prepared.description))
+    }
+
+    fn n_embd(&self) -> usize {
+        self.model.config().projection_dim
+    }
+
+    fn uses_msac(&self) -> bool {
+        self.model.config().use_msac
+    }
 }
