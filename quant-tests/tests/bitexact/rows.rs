@@ -187,7 +187,40 @@ pub fn edge_sets(ty: GgmlType, seed: u64) -> Vec<RowSet> {
             .collect(),
     );
     add("ramp", vec![row(&mut |i| i as f32 / NE0 as f32), row(&mut |i| (i as f32 - 255.5) * 0.25)]);
+    add("near_rounding_boundaries", near_boundary_rows(ty, &mut rng));
     sets
+}
+
+/// Rows whose values sit within a few ulps of the points where Q8_0/Q4_0/Q5_0 change level
+/// (x·id = k + ½), so an FMA or a different rounding of `x·id + c` shows up as a different byte.
+/// Each 32-block starts with its scale-setting value `s`; the rest are (k + ½)/id nudged by
+/// −3..=3 ulps. K-quants get the same rows (their levels differ, but the rows are still valid).
+fn near_boundary_rows(ty: GgmlType, rng: &mut Rng) -> Vec<Vec<f32>> {
+    // (divisor of the block max giving d, number of levels on each side)
+    let (div, half_levels) = match ty {
+        GgmlType::Q4_0 => (-8.0f32, 8),
+        GgmlType::Q5_0 => (-16.0, 16),
+        _ => (127.0, 127),
+    };
+    let mut rows = Vec::new();
+    for _ in 0..32 {
+        let mut r = Vec::with_capacity(NE0);
+        for _ in 0..NE0 / 32 {
+            let s = (10f64.powf(-4.0 + 6.0 * rng.unit()) * if rng.unit() < 0.5 { -1.0 } else { 1.0 }) as f32;
+            // Q8_0 divides the absolute max, Q4_0/Q5_0 the signed one.
+            let d = if div > 0.0 { s.abs() / div } else { s / div };
+            let id = 1.0 / d;
+            r.push(s);
+            for _ in 1..32 {
+                let k = rng.below(2 * half_levels - 1) as i32 - (half_levels as i32 - 1);
+                let x = (k as f32 + 0.5) / id;
+                let nudge = rng.below(7) as i32 - 3;
+                r.push(f32::from_bits((x.to_bits() as i32 + nudge) as u32));
+            }
+        }
+        rows.push(r);
+    }
+    rows
 }
 
 /// Rows whose block scales overflow f16 or whose intermediate sums overflow f32. Not required for
