@@ -302,3 +302,57 @@ pub unsafe fn layernorm_row(x: &[f32], y: &mut [f32], w: &[f32], b: &[f32], eps:
         y[j] = (x[j] - mean) * rstd * w[j] + b[j];
     }
 }
+
+/// Panel transpose for GEMM packing (twin: `gemm::transpose_panel_scalar`):
+/// `panel[p*16 + j] = rows[j*KC + p]` for j < 16, p < kb, by 8×8 register transposes.
+///
+/// # Safety
+/// AVX2 available; `rows.len() ≥ 16·KC`, `panel.len() ≥ 16·kb`, `kb ≤ KC`.
+#[target_feature(enable = "avx2")]
+pub unsafe fn transpose_panel(rows: &[f32], kb: usize, panel: &mut [f32]) {
+    use super::gemm::KC;
+    let kb8 = kb / 8 * 8;
+    let dst = panel.as_mut_ptr();
+    for half in 0..2 {
+        let s = rows.as_ptr().add(half * 8 * KC);
+        let mut p = 0;
+        while p < kb8 {
+            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(s.add(i * KC + p)));
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            let cols = [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ];
+            for (i, c) in cols.iter().enumerate() {
+                _mm256_storeu_ps(dst.add((p + i) * NR + half * 8), *c);
+            }
+            p += 8;
+        }
+        for p in kb8..kb {
+            for j in 0..8 {
+                *dst.add(p * NR + half * 8 + j) = *s.add(j * KC + p);
+            }
+        }
+    }
+}

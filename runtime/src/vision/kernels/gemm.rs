@@ -163,39 +163,57 @@ fn dequant(isa: Isa, ty: WType, row: &[u8], p0: usize, out: &mut [f32]) {
 }
 
 /// Packs columns `j0..j0+nb` and depth `p0..p0+kb` of B into `ceil(nb/NR)` panels of `kb×NR`
-/// (panel-major, then k, then the NR columns), zero-padding the last panel.
-fn pack_b(isa: Isa, b: &BMat, j0: usize, nb: usize, p0: usize, kb: usize, dst: &mut [f32]) {
+/// (panel-major, then k, then the NR columns), zero-padding the last panel. `rows` is scratch for
+/// NR dequantized rows of KC values, transposed into the panel with the ISA's 8×8 transpose.
+fn pack_b(isa: Isa, b: &BMat, j0: usize, nb: usize, p0: usize, kb: usize, dst: &mut [f32], rows: &mut [f32]) {
     let panels = nb.div_ceil(NR);
     let dst = &mut dst[..panels * kb * NR];
-    let mut tmp = [0f32; KC];
     for q in 0..panels {
         let panel = &mut dst[q * kb * NR..(q + 1) * kb * NR];
         let cols = NR.min(nb - q * NR);
-        if cols < NR {
-            panel.fill(0.0);
+        let jq = j0 + q * NR;
+        if let BMat::F32Kn { data, ld, .. } = b {
+            // Already k-major: each k step is a contiguous run of columns.
+            for p in 0..kb {
+                let src = &data[(p0 + p) * ld + jq..(p0 + p) * ld + jq + cols];
+                panel[p * NR..p * NR + cols].copy_from_slice(src);
+                panel[p * NR + cols..(p + 1) * NR].fill(0.0);
+            }
+            continue;
         }
-        for jj in 0..cols {
-            let j = j0 + q * NR + jj;
+        for jj in 0..NR {
+            let row = &mut rows[jj * KC..jj * KC + kb];
+            if jj >= cols {
+                row.fill(0.0);
+                continue;
+            }
+            let j = jq + jj;
             match b {
-                BMat::Weight(w) => {
-                    dequant(isa, w.ty, w.row(j), p0, &mut tmp[..kb]);
-                    for p in 0..kb {
-                        panel[p * NR + jj] = tmp[p];
-                    }
-                }
-                BMat::F32Nk { data, ld, .. } => {
-                    let src = &data[j * ld + p0..j * ld + p0 + kb];
-                    for p in 0..kb {
-                        panel[p * NR + jj] = src[p];
-                    }
-                }
-                BMat::F32Kn { data, ld, .. } => {
-                    for p in 0..kb {
-                        panel[p * NR + jj] = data[(p0 + p) * ld + j];
-                    }
-                }
+                BMat::Weight(w) => dequant(isa, w.ty, w.row(j), p0, row),
+                BMat::F32Nk { data, ld, .. } => row.copy_from_slice(&data[j * ld + p0..j * ld + p0 + kb]),
+                BMat::F32Kn { .. } => unreachable!(),
             }
         }
+        transpose_panel(isa, rows, kb, panel);
+    }
+}
+
+/// Scalar twin of the panel transpose: `panel[p*NR + j] = rows[j*KC + p]`.
+pub fn transpose_panel_scalar(rows: &[f32], kb: usize, panel: &mut [f32]) {
+    for j in 0..NR {
+        for p in 0..kb {
+            panel[p * NR + j] = rows[j * KC + p];
+        }
+    }
+}
+
+fn transpose_panel(isa: Isa, rows: &[f32], kb: usize, panel: &mut [f32]) {
+    assert!(rows.len() >= NR * KC && panel.len() >= kb * NR && kb <= KC);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2 detected; bounds asserted above.
+        Isa::Avx2 => unsafe { super::avx2::transpose_panel(rows, kb, panel) },
+        _ => transpose_panel_scalar(rows, kb, panel),
     }
 }
 
@@ -258,8 +276,12 @@ unsafe impl Send for CPtr {}
 unsafe impl Sync for CPtr {}
 
 thread_local! {
-    static PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// (packed B block, NR dequantized rows) per worker thread.
+    static PACK: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
+
+/// Rows of A swept per packed B block inside a task (A sub-block ≈ 200 KB stays in L2).
+const MC_INNER: usize = MC;
 
 /// `C[i, j] = Σ_p A[i*lda + p] · B(j, p)` for i < m, j < b.n(), then the epilogue.
 /// `parallel` splits the tiles over the current rayon pool; otherwise runs on this thread
@@ -286,20 +308,24 @@ pub fn gemm(
     if let Epilogue::Bias(bias) | Epilogue::BiasGelu(bias) = epi {
         assert_eq!(bias.len(), n, "gemm: bias length");
     }
-    let tiles_m = m.div_ceil(MC);
+    // Split N first (each task packs its B block once for all its rows); split M only as far as
+    // needed to give every thread two tasks.
     let tiles_n = n.div_ceil(NC);
+    let threads = if parallel { rayon::current_num_threads() } else { 1 };
+    let row_splits = if parallel { (2 * threads).div_ceil(tiles_n).max(1) } else { 1 };
+    let mc = m.div_ceil(row_splits).div_ceil(MR) * MR;
+    let tiles_m = m.div_ceil(mc);
     let cp = CPtr(c.as_mut_ptr());
     let run = |t: usize| {
         let (ti, tj) = (t / tiles_n, t % tiles_n);
-        let (i0, j0) = (ti * MC, tj * NC);
-        let (mb, nb) = (MC.min(m - i0), NC.min(n - j0));
+        let (i0, j0) = (ti * mc, tj * NC);
+        let (mb, nb) = (mc.min(m - i0), NC.min(n - j0));
         PACK.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            if buf.len() < KC * NC {
-                buf.resize(KC * NC, 0.0);
-            }
+            let (pack, rows) = &mut *buf.borrow_mut();
+            pack.resize(KC * NC, 0.0);
+            rows.resize(KC * NR, 0.0);
             // SAFETY: this task touches only rows i0..i0+mb, columns j0..j0+nb of C.
-            unsafe { tile(isa, a, lda, b, cp, ldc, i0, mb, j0, nb, k, &mut buf, epi) };
+            unsafe { tile(isa, a, lda, b, cp, ldc, i0, mb, j0, nb, k, pack, rows, epi) };
         });
     };
     let tasks = tiles_m * tiles_n;
@@ -324,6 +350,7 @@ unsafe fn tile(
     nb: usize,
     k: usize,
     pack: &mut [f32],
+    rows: &mut [f32],
     epi: Epilogue,
 ) {
     let kern = kernel_for(isa);
@@ -331,19 +358,22 @@ unsafe fn tile(
     let mut p0 = 0;
     while p0 < k {
         let kb = KC.min(k - p0);
-        pack_b(isa, b, j0, nb, p0, kb, pack);
+        pack_b(isa, b, j0, nb, p0, kb, pack, rows);
         let acc = p0 > 0;
-        let mut i = i0;
-        while i < i0 + mb {
-            let mr = MR.min(i0 + mb - i);
-            let ap = a.as_ptr().add(i * lda + p0);
+        // BLIS order: one B micro-panel (KC×NR, 16 KB) stays in L1 while the MR-row strips of an
+        // A sub-block stream past it from L2.
+        for ic in (i0..i0 + mb).step_by(MC_INNER) {
+            let ie = (ic + MC_INNER).min(i0 + mb);
             for q in 0..panels {
                 let nr = NR.min(nb - q * NR);
                 let bp = pack.as_ptr().add(q * kb * NR);
-                let cptr = c.0.add(i * ldc + j0 + q * NR);
-                kern(kb, ap, lda, bp, cptr, ldc, mr, nr, acc);
+                let mut i = ic;
+                while i < ie {
+                    let mr = MR.min(ie - i);
+                    kern(kb, a.as_ptr().add(i * lda + p0), lda, bp, c.0.add(i * ldc + j0 + q * NR), ldc, mr, nr, acc);
+                    i += mr;
+                }
             }
-            i += mr;
         }
         p0 += kb;
     }
@@ -507,5 +537,25 @@ mod tests {
         gemm(isa, &p, kk, m, &b, &mut got, nn, Epilogue::None, true);
         gemm_reference(&p, kk, m, &b, &mut want, nn);
         assert!(got.iter().zip(&want).all(|(g, w)| (g - w).abs() < 1e-4));
+    }
+}
+
+#[cfg(test)]
+mod transpose_tests {
+    use super::*;
+
+    #[test]
+    fn simd_transpose_equals_scalar() {
+        let Some(isa) = crate::vision::kernels::simd_isa() else {
+            eprintln!("no SIMD ISA on this host: only the scalar transpose is tested");
+            return;
+        };
+        let rows: Vec<f32> = (0..NR * KC).map(|i| i as f32).collect();
+        for kb in [1usize, 7, 8, 33, KC] {
+            let (mut a, mut b) = (vec![0f32; kb * NR], vec![0f32; kb * NR]);
+            transpose_panel_scalar(&rows, kb, &mut a);
+            transpose_panel(isa, &rows, kb, &mut b);
+            assert_eq!(a, b, "kb {kb}");
+        }
     }
 }
