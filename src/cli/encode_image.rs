@@ -1,0 +1,65 @@
+//! `h2ovl encode-image`: debug command running preprocessing + the Rust vision encoder on one
+//! image and dumping the image embeddings (and optionally the normalized tiles) as `.npy`.
+//! Prints the tiling as one JSON line: `{"grid":[cols,rows],"tiles":T,"msac":bool}`.
+use anyhow::{ensure, Context, Result};
+use h2ovl_runtime::npy;
+use h2ovl_runtime::preprocess::{self, PreprocessConfig};
+use h2ovl_runtime::vision::VisionModel;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct EncodeImageArgs {
+    /// Vision GGUF (mmproj) written by `h2ovl convert`.
+    #[arg(long)]
+    pub mmproj: PathBuf,
+    /// Input image (JPEG, PNG, WebP, GIF, BMP, TIFF).
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Largest tile count per grid pass (default: the GGUF's max_dynamic_patch, 6).
+    #[arg(long)]
+    pub max_tiles: Option<u32>,
+    /// Disable MSAC even if the model uses it (2b).
+    #[arg(long)]
+    pub no_msac: bool,
+    /// Threads for the encoder (default: all cores).
+    #[arg(short = 't', long, default_value_t = 0)]
+    pub threads: usize,
+    /// Output: image embeddings, f32 [tiles·256, llm_hidden].
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Optional output: normalized tiles, f32 [tiles, 3, 448, 448].
+    #[arg(long)]
+    pub tiles_out: Option<PathBuf>,
+}
+
+pub fn run(a: EncodeImageArgs) -> Result<()> {
+    let model = VisionModel::load(&a.mmproj)?;
+    let vc = model.config();
+    let mut pc = PreprocessConfig {
+        image_size: vc.image_size as u32,
+        min_tiles: vc.min_dynamic_patch,
+        max_tiles: vc.max_dynamic_patch,
+        use_thumbnail: vc.use_thumbnail,
+        use_msac: vc.use_msac && !a.no_msac,
+        mean: vc.image_mean,
+        std: vc.image_std,
+        ..PreprocessConfig::default()
+    };
+    if let Some(n) = a.max_tiles {
+        ensure!(n >= 1, "--max-tiles must be at least 1");
+        pc.max_tiles = n;
+    }
+    let img = preprocess::load_image(&a.image, pc.max_pixels).with_context(|| format!("loading {}", a.image.display()))?;
+    let tiling = preprocess::tile_image(&img, &pc, true);
+    let n = tiling.tiles.len();
+    ensure!(n > 0, "{}: the image produced no tiles", a.image.display());
+    let pixels = preprocess::normalize::normalize_all(&tiling.tiles, pc.mean, pc.std);
+    let s = vc.image_size;
+    if let Some(p) = &a.tiles_out {
+        npy::write_f32(p, &[n, 3, s, s], &pixels)?;
+    }
+    let emb = model.encode(&pixels, n, a.threads)?;
+    npy::write_f32(&a.out, &[n * vc.tokens_per_tile(), vc.projection_dim], &emb)?;
+    println!("{}", serde_json::json!({ "grid": [tiling.grid.0, tiling.grid.1], "tiles": n, "msac": tiling.msac }));
+    Ok(())
+}
