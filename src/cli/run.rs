@@ -171,7 +171,7 @@ pub fn timings_line(o: &ChatOutput) -> String {
 
 pub fn run(a: RunArgs) -> Result<()> {
     let mut cfg = a.sampling.config()?;
-    cfg.probe = Probe { step_logits: a.dump_logits.is_some(), prompt_positions: Vec::new() };
+    cfg.probe = Probe { step_logits: a.dump_logits.is_some(), ..Default::default() };
     let mut pipe = a.model.load()?;
     let images: Vec<ImageInput> = a.images.iter().map(|p| ImageInput::Path(p.clone())).collect();
     let prompt = unescape(&a.prompt);
