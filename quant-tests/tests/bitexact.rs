@@ -99,14 +99,14 @@ fn bf16_matches_ggml() {
     check_type(GgmlType::BF16, 30);
 }
 
-/// Scales that overflow f16 and sums that overflow f32: outside what real weights reach, but
-/// ggml's output is still deterministic, so we match it there too.
+/// Scales that overflow f16, sums that overflow f32, and ±inf/NaN inputs: outside what real
+/// weights reach, but ggml's output is still deterministic, so we match it there too.
 #[test]
-fn overflowing_rows_match_ggml() {
+fn overflowing_and_non_finite_rows_match_ggml() {
     let sets = rows::overflow_sets();
     for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16] {
         let (rows, bytes) = compare_quantize(ty, &sets);
-        println!("{ty}: {rows} overflow rows, {bytes} bytes identical");
+        println!("{ty}: {rows} overflow/non-finite rows, {bytes} bytes identical");
     }
 }
 

@@ -223,8 +223,9 @@ fn near_boundary_rows(ty: GgmlType, rng: &mut Rng) -> Vec<Vec<f32>> {
     rows
 }
 
-/// Rows whose block scales overflow f16 or whose intermediate sums overflow f32. Not required for
-/// real weights; kept as a separate set because ggml's bytes are still deterministic there.
+/// Rows whose block scales overflow f16 or whose intermediate sums overflow f32, and rows with
+/// ±inf/NaN. Not required for real weights; kept apart because ggml's bytes are still
+/// deterministic there (x86-64 conversion semantics, see `quant::q4_0::trunc_i8`).
 pub fn overflow_sets() -> Vec<RowSet> {
     let row = |f: &dyn Fn(usize) -> f32| (0..NE0).map(f).collect::<Vec<f32>>();
     let data = [
@@ -235,5 +236,12 @@ pub fn overflow_sets() -> Vec<RowSet> {
         row(&|i| (i as f32 - 256.0) * 1e35),
     ]
     .concat();
-    vec![RowSet { name: "overflow".into(), data }]
+    let non_finite = [
+        row(&|i| if i % 9 == 0 { f32::INFINITY } else { 0.5 }),
+        row(&|i| if i % 11 == 0 { f32::NEG_INFINITY } else { -(i as f32) }),
+        row(&|i| if i % 13 == 0 { f32::NAN } else { 1.0 - i as f32 * 0.01 }),
+        row(&|i| if i % 2 == 0 { f32::NAN } else { -f32::NAN }),
+    ]
+    .concat();
+    vec![RowSet { name: "overflow".into(), data }, RowSet { name: "non_finite".into(), data: non_finite }]
 }
