@@ -146,3 +146,42 @@ fn bad_inputs_give_errors() {
     let err = VisionModel::load(Path::new("/nonexistent/mmproj.gguf")).err().unwrap();
     assert!(format!("{err:#}").contains("mmproj.gguf"));
 }
+
+/// Copies a GGUF, dropping `drop` and giving `reshape.0` the shape `reshape.1` (same byte count).
+fn rewrite_gguf(src: &Path, dst: &Path, drop: Option<&str>, reshape: Option<(&str, Vec<usize>)>) {
+    use h2ovl_convert::gguf::{GgufFile, GgufWriter, PlannedTensor};
+    let g = GgufFile::open(src).unwrap();
+    let mut w = GgufWriter::new(std::io::BufWriter::new(std::fs::File::create(dst).unwrap()));
+    for (k, v) in g.metadata() {
+        if k != "general.alignment" {
+            w.add_kv(k, v.clone()).unwrap();
+        }
+    }
+    let keep: Vec<_> = g.tensors().iter().filter(|t| Some(t.name.as_str()) != drop).cloned().collect();
+    for t in &keep {
+        let ne = match &reshape {
+            Some((n, ne)) if *n == t.name => ne.clone(),
+            _ => t.ne.clone(),
+        };
+        w.add_tensor(PlannedTensor { name: t.name.clone(), ty: t.ty, ne }).unwrap();
+    }
+    w.write_header().unwrap();
+    for t in &keep {
+        w.write_tensor_data(&t.name, g.tensor(&t.name).unwrap().data).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+#[test]
+fn missing_or_misshaped_tensor_is_named() {
+    let src = mmproj("tiny", VisionQuant::F32);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("missing.gguf");
+    rewrite_gguf(&src, &p, Some("v.blk.1.ffn_down.weight"), None);
+    let err = format!("{:#}", VisionModel::load(&p).err().expect("missing tensor must fail"));
+    assert!(err.contains("v.blk.1.ffn_down.weight"), "{err}");
+    let p = dir.path().join("reshaped.gguf");
+    rewrite_gguf(&src, &p, None, Some(("v.blk.0.attn_q.weight", vec![32, 128])));
+    let err = format!("{:#}", VisionModel::load(&p).err().expect("wrong shape must fail"));
+    assert!(err.contains("v.blk.0.attn_q.weight") && err.contains("shape"), "{err}");
+}

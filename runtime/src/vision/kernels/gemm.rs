@@ -559,3 +559,29 @@ mod transpose_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod dequant_tests {
+    use super::*;
+    use h2ovl_convert::quant::{dequantize_row, quantize, GgmlType};
+
+    /// Our in-kernel dequantizers agree bit for bit with the converter's (ggml's) block format,
+    /// on the scalar twin and the SIMD version, including segments that start mid-row.
+    #[test]
+    fn dequant_matches_ggml_reference() {
+        let k = 256;
+        let x: Vec<f32> = (0..k).map(|i| ((i * 37 % 113) as f32 - 56.0) * 0.013).collect();
+        for (gt, wt) in [(GgmlType::F16, WType::F16), (GgmlType::Q8_0, WType::Q8_0)] {
+            let bytes = quantize(gt, &x, k);
+            let mut want = vec![0f32; k];
+            dequantize_row(gt, &bytes, &mut want);
+            for isa in [Some(Isa::Scalar), crate::vision::kernels::simd_isa()].into_iter().flatten() {
+                for (p0, len) in [(0, k), (64, 128), (224, 32)] {
+                    let mut got = vec![0f32; len];
+                    dequant(isa, wt, &bytes, p0, &mut got);
+                    assert_eq!(got, want[p0..p0 + len], "{isa:?} {wt:?} p0 {p0}");
+                }
+            }
+        }
+    }
+}
