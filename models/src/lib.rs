@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod family;
+mod fastmath;
 pub mod generate;
 pub mod inventory;
 pub mod rng;

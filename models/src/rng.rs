@@ -3,8 +3,11 @@
 //! A tensor is cut into fixed chunks of [`CHUNK`] elements; chunk `k` of tensor `name` draws from
 //! its own xoshiro256++ stream seeded by SplitMix64 over (seed, FNV-1a(name), k). The bytes
 //! therefore depend only on (seed, name, init), never on the thread count, the write block size or
-//! which other tensors the checkpoint has. Gaussians come from Box–Muller (two per draw pair).
+//! which other tensors the checkpoint has. Gaussians come from Box–Muller (two per draw pair) with
+//! the portable polynomial `ln`/`sincos` of [`crate::fastmath`], so the bytes are also the same on
+//! every platform.
 
+use crate::fastmath;
 use crate::inventory::Init;
 use half::bf16;
 use rayon::prelude::*;
@@ -71,22 +74,37 @@ fn unit_pair(x: u64) -> (f32, f32) {
     ((x >> 40) as f32 * SCALE, ((x >> 16) & 0xFF_FFFF) as f32 * SCALE)
 }
 
-/// Fill one chunk (`out.len() <= CHUNK`) with f32 values drawn per `init`.
+/// Draw pairs in batches of this many, so the math below runs over fixed-size arrays
+/// (auto-vectorised) instead of one libm call at a time.
+const BATCH: usize = 256;
+
+/// Fill one chunk (`out.len() <= CHUNK`) with f32 values drawn per `init`. Each 64-bit draw
+/// yields one pair: elements 2i and 2i+1.
 fn fill_chunk_f32(init: Init, rng: &mut Xoshiro256pp, out: &mut [f32]) {
-    for pair in out.chunks_mut(2) {
-        let (u1, u2) = unit_pair(rng.next_u64());
-        let (a, b) = match init {
+    let mut a = [0f32; BATCH];
+    let mut b = [0f32; BATCH];
+    for block in out.chunks_mut(2 * BATCH) {
+        let pairs = block.len().div_ceil(2);
+        for i in 0..pairs {
+            (a[i], b[i]) = unit_pair(rng.next_u64());
+        }
+        match init {
             Init::Normal { mean, std } => {
-                // Box–Muller; 1 - u1 is in (0, 1] (exact), so the log is finite.
-                let r = (-2.0 * (1.0 - u1).ln()).sqrt() * std;
-                let (s, c) = (std::f32::consts::TAU * u2).sin_cos();
-                (mean + r * c, mean + r * s)
+                // Box–Muller; 1 − a is in (0, 1] (exact), so the log is finite (|z| ≤ 5.77).
+                for i in 0..BATCH {
+                    let r = (-2.0 * fastmath::ln(1.0 - a[i])).sqrt() * std;
+                    let (s, c) = fastmath::sincos_turns(b[i]);
+                    (a[i], b[i]) = (mean + r * c, mean + r * s);
+                }
             }
-            Init::Uniform { lo, hi } => (lo + (hi - lo) * u1, lo + (hi - lo) * u2),
-        };
-        pair[0] = a;
-        if let Some(second) = pair.get_mut(1) {
-            *second = b;
+            Init::Uniform { lo, hi } => {
+                for i in 0..BATCH {
+                    (a[i], b[i]) = (lo + (hi - lo) * a[i], lo + (hi - lo) * b[i]);
+                }
+            }
+        }
+        for (j, v) in block.iter_mut().enumerate() {
+            *v = if j % 2 == 0 { a[j / 2] } else { b[j / 2] };
         }
     }
 }
