@@ -21,7 +21,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use image::{DynamicImage, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, ImageFormat, ImageReader, Limits, RgbImage};
 
 /// Pillow's decompression-bomb error threshold (2 × `Image.MAX_IMAGE_PIXELS`).
 pub const PIL_MAX_PIXELS: u64 = 178_956_970;
@@ -47,6 +47,10 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     let format = reader()?.format();
     let (w, h) = reader()?.into_dimensions().context("corrupt or truncated image header")?;
     check_size(w, h, max_pixels)?;
+    if format == Some(ImageFormat::Jpeg) && !jpeg_has_end_marker(bytes) {
+        // zune-jpeg pads missing data with grey; PIL raises "image file is truncated".
+        bail!("corrupt or truncated JPEG image ({w}x{h}): no end-of-image marker after the scan data");
+    }
 
     let mut r = reader()?;
     let mut limits = Limits::default();
@@ -59,6 +63,40 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
         format!("corrupt or truncated {} image ({w}x{h})", format.map(|f| format!("{f:?}")).unwrap_or_default())
     })?;
     Ok(to_rgb_like_pil(img))
+}
+
+/// True when a JPEG has an EOI marker (FF D9) after its first scan. Segments before the
+/// first SOS are skipped by their lengths (an EXIF thumbnail there has its own EOI); inside
+/// entropy-coded data a literal FF is always stuffed as FF 00, so FF D9 there is the EOI.
+fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
+    if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
+        return false;
+    }
+    let mut pos = 2;
+    loop {
+        // Skip to the next marker (0xFF fill bytes allowed).
+        while pos < bytes.len() && bytes[pos] != 0xFF {
+            pos += 1;
+        }
+        while pos < bytes.len() && bytes[pos] == 0xFF {
+            pos += 1;
+        }
+        let Some(&marker) = bytes.get(pos) else { return false };
+        pos += 1;
+        match marker {
+            0xD9 => return true,
+            0x01 | 0xD0..=0xD7 => continue, // markers without a length
+            _ => {}
+        }
+        let Some(len) = bytes.get(pos..pos + 2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize) else {
+            return false;
+        };
+        pos += len;
+        if marker == 0xDA {
+            let scan = bytes.get(pos..).unwrap_or(&[]);
+            return scan.windows(2).any(|w| w == [0xFF, 0xD9]);
+        }
+    }
 }
 
 /// One clear error for empty or oversized images (checked on header dimensions).
@@ -102,7 +140,7 @@ pub fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
+    use image::{ImageBuffer, Luma, LumaA, Rgb, Rgba};
 
     fn encode(img: DynamicImage, fmt: ImageFormat) -> Vec<u8> {
         let mut out = Cursor::new(Vec::new());
@@ -147,6 +185,10 @@ mod tests {
         let png = encode(RgbImage::from_pixel(64, 64, Rgb([1, 2, 3])).into(), ImageFormat::Png);
         let err = decode_image(&png[..png.len() / 2], PIL_MAX_PIXELS).unwrap_err();
         assert!(format!("{err:#}").contains("corrupt or truncated"), "{err:#}");
+        let jpg = encode(RgbImage::from_fn(64, 64, |x, y| Rgb([x as u8 * 4, y as u8 * 4, 9])).into(), ImageFormat::Jpeg);
+        assert!(decode_image(&jpg, PIL_MAX_PIXELS).is_ok());
+        let err = decode_image(&jpg[..jpg.len() - 2], PIL_MAX_PIXELS).unwrap_err();
+        assert!(format!("{err:#}").contains("truncated JPEG"), "{err:#}");
         let err = decode_image(&png, 64 * 63).unwrap_err();
         assert!(format!("{err:#}").contains("over the limit"), "{err:#}");
     }

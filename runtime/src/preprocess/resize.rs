@@ -8,9 +8,10 @@
 //!   rounded by `(int)(v + 0.5)` and clamped to the image; weights are normalised to
 //!   sum 1 in f64, then turned into fixed point with `PRECISION_BITS = 22` (round half
 //!   away from zero);
-//! - two separable passes, horizontal first (only over the source rows the vertical pass
-//!   will read), then vertical; each output = `(2^21 + Σ px·k) >> 22` clamped to 0..=255,
-//!   so the horizontal result is rounded to u8 before the vertical pass.
+//! - two separable passes; each output = `(2^21 + Σ px·k) >> 22` clamped to 0..=255, so
+//!   the first pass is rounded to u8 before the second. Horizontal first (only over the
+//!   source rows the vertical pass will read), except where Pillow 13 runs the vertical
+//!   pass first (see [`pillow13_pass_order`]) — the order changes pixels, so it matters.
 //!
 //! Integer sums are order-independent, so rayon row-parallelism and SIMD keep exactness.
 
@@ -103,58 +104,92 @@ pub fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Resize `src` to `out_w × out_h` exactly like Pillow's `Image.resize((out_w, out_h),
+/// Which separable pass runs first. Results differ (the intermediate is rounded to u8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassOrder {
+    /// Horizontal then vertical: Pillow ≤ 12 always, Pillow 13 in most cases.
+    HorizontalFirst,
+    /// Vertical then horizontal.
+    VerticalFirst,
+}
+
+/// Pillow 13's choice (python-pillow/Pillow#9549, "if height is scaled down significantly
+/// more than width, resize vertically first"): vertical first iff the height shrinks and
+/// `in_h − out_h > 2·(in_w − out_w)`. The golden reference used Pillow 13.0.0. The rule
+/// was read off Pillow 13.0.0's output: it classifies all 3970 size pairs (sources 30–200
+/// px, outputs 3–250 px, up and down) where the two orders give different pixels, with
+/// no exception; the boundary is strict (`>`).
+pub fn pillow13_pass_order(in_w: u32, in_h: u32, out_w: u32, out_h: u32) -> PassOrder {
+    let shrink_h = in_h as i64 - out_h as i64;
+    let shrink_w = in_w as i64 - out_w as i64;
+    if out_h < in_h && shrink_h > 2 * shrink_w {
+        PassOrder::VerticalFirst
+    } else {
+        PassOrder::HorizontalFirst
+    }
+}
+
+/// Resize `src` to `out_w × out_h` exactly like Pillow 13's `Image.resize((out_w, out_h),
 /// Image.BICUBIC)` on an RGB image. Same size returns a copy (as Pillow does).
 pub fn resize_bicubic(src: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
+    let (in_w, in_h) = src.dimensions();
+    resize_bicubic_ordered(src, out_w, out_h, pillow13_pass_order(in_w, in_h, out_w, out_h))
+}
+
+/// [`resize_bicubic`] with an explicit pass order (`HorizontalFirst` everywhere = Pillow ≤ 12).
+pub fn resize_bicubic_ordered(src: &RgbImage, out_w: u32, out_h: u32, order: PassOrder) -> RgbImage {
     let (in_w, in_h) = src.dimensions();
     assert!(in_w > 0 && in_h > 0 && out_w > 0 && out_h > 0, "resize to/from an empty image");
     if (in_w, in_h) == (out_w, out_h) {
         return src.clone();
     }
-    let need_h = out_w != in_w;
-    let need_v = out_h != in_h;
-    let vert = Coeffs::new(in_h, out_h);
-
-    // Horizontal pass over the source rows the vertical pass reads (Pillow's ybox).
-    let (rows_first, rows_last) = if need_v {
-        let first = vert.bounds[0].0;
-        let (s, n) = vert.bounds[out_h as usize - 1];
-        (first, s + n)
-    } else {
-        (0, in_h as usize)
-    };
-    let in_stride = in_w as usize * 3;
-    let src_raw: &[u8] = src.as_raw();
-    let (tmp, tmp_w, row_offset): (std::borrow::Cow<[u8]>, usize, usize) = if need_h {
-        let horiz = Coeffs::new(in_w, out_w);
-        let out_stride = out_w as usize * 3;
-        let mut tmp = vec![0u8; out_stride * (rows_last - rows_first)];
-        tmp.par_chunks_mut(out_stride).enumerate().for_each(|(r, out_row)| {
-            let y = rows_first + r;
-            horizontal_row(&src_raw[y * in_stride..(y + 1) * in_stride], out_row, &horiz);
-        });
-        (tmp.into(), out_w as usize, rows_first)
-    } else {
-        (src_raw.into(), in_w as usize, 0)
-    };
-
-    let out = if need_v {
-        let stride = tmp_w * 3;
-        let mut out = vec![0u8; stride * out_h as usize];
-        out.par_chunks_mut(stride).enumerate().for_each_init(
-            || vec![0i32; stride],
-            |acc, (yy, out_row)| {
-                let (ymin, k) = vert.taps(yy);
-                let first = ymin - row_offset;
-                let rows = &tmp[first * stride..(first + k.len()) * stride];
-                vertical_row(rows, stride, k, acc, out_row);
-            },
-        );
-        out
-    } else {
-        tmp.into_owned()
+    let raw: &[u8] = src.as_raw();
+    let out = match (out_w != in_w, out_h != in_h) {
+        (true, false) => horizontal_pass(raw, in_w, 0..in_h as usize, &Coeffs::new(in_w, out_w)),
+        (false, true) => vertical_pass(raw, in_w, 0, &Coeffs::new(in_h, out_h)),
+        _ if order == PassOrder::VerticalFirst => {
+            // Every source column is read by some output column, so no column box is needed.
+            let tmp = vertical_pass(raw, in_w, 0, &Coeffs::new(in_h, out_h));
+            horizontal_pass(&tmp, in_w, 0..out_h as usize, &Coeffs::new(in_w, out_w))
+        }
+        _ => {
+            // Horizontal pass only over the source rows the vertical pass reads (Pillow's ybox).
+            let vert = Coeffs::new(in_h, out_h);
+            let first = vert.bounds[0].0;
+            let (s, n) = vert.bounds[out_h as usize - 1];
+            let tmp = horizontal_pass(raw, in_w, first..s + n, &Coeffs::new(in_w, out_w));
+            vertical_pass(&tmp, out_w, first, &vert)
+        }
     };
     RgbImage::from_raw(out_w, out_h, out).expect("buffer size matches dimensions")
+}
+
+/// Horizontal pass over source rows `rows` of an RGB buffer `width` pixels wide.
+fn horizontal_pass(src: &[u8], width: u32, rows: std::ops::Range<usize>, c: &Coeffs) -> Vec<u8> {
+    let in_stride = width as usize * 3;
+    let out_stride = c.bounds.len() * 3;
+    let mut out = vec![0u8; out_stride * rows.len()];
+    out.par_chunks_mut(out_stride).enumerate().for_each(|(r, out_row)| {
+        let y = rows.start + r;
+        horizontal_row(&src[y * in_stride..(y + 1) * in_stride], out_row, c);
+    });
+    out
+}
+
+/// Vertical pass over an RGB buffer `width` pixels wide whose first row is source row
+/// `row_offset` (the horizontal pass may have skipped rows nobody reads).
+fn vertical_pass(src: &[u8], width: u32, row_offset: usize, c: &Coeffs) -> Vec<u8> {
+    let stride = width as usize * 3;
+    let mut out = vec![0u8; stride * c.bounds.len()];
+    out.par_chunks_mut(stride).enumerate().for_each_init(
+        || vec![0i32; stride],
+        |acc, (yy, out_row)| {
+            let (ymin, k) = c.taps(yy);
+            let first = ymin - row_offset;
+            vertical_row(&src[first * stride..(first + k.len()) * stride], stride, k, acc, out_row);
+        },
+    );
+    out
 }
 
 #[cfg(test)]
@@ -195,6 +230,17 @@ mod tests {
             let r = resize_bicubic(&flat, w, h);
             assert!(r.pixels().all(|p| p.0 == [200, 3, 128]), "{w}x{h}");
         }
+    }
+
+    #[test]
+    fn pass_order_rule() {
+        use PassOrder::*;
+        assert_eq!(pillow13_pass_order(300, 900, 896, 896), VerticalFirst); // upscale w, shrink h by 4
+        assert_eq!(pillow13_pass_order(640, 480, 1344, 896), HorizontalFirst);
+        assert_eq!(pillow13_pass_order(40, 40, 24, 4), VerticalFirst); // 36 > 2·16
+        assert_eq!(pillow13_pass_order(40, 40, 20, 4), HorizontalFirst); // 36 < 2·20
+        assert_eq!(pillow13_pass_order(30, 60, 9, 18), HorizontalFirst); // 42 == 2·21: strict
+        assert_eq!(pillow13_pass_order(40, 40, 96, 43), HorizontalFirst); // height grows
     }
 
     #[test]
