@@ -20,6 +20,8 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Multi-turn chat REPL (`/image PATH` attaches an image, `/reset`, `/quit`).
     Chat(cli::chat::ChatArgs),
+    /// Debug: preprocess + encode one image with the vision GGUF and write the embeddings as .npy.
+    EncodeImage(cli::encode_image::EncodeImageArgs),
     /// Write a synthetic H2OVL checkpoint (random weights, real HF layout) for demos and benchmarks.
     GenModel(cli::gen_model::GenModelArgs),
 }
@@ -59,6 +61,7 @@ fn main() {
         Command::Convert(a) => cli::convert::run(a),
         Command::Run(a) => cli::run::run(a),
         Command::Chat(a) => cli::chat::run(a),
+        Command::EncodeImage(a) => cli::encode_image::run(a),
         Command::GenModel(a) => cli::gen_model::run(a),
     };
     if let Err(e) = result {

@@ -3,3 +3,4 @@ pub mod convert;
 pub mod gen_model;
 pub mod chat;
 pub mod run;
+pub mod encode_image;
