@@ -171,18 +171,18 @@ fn synthetic_note(spec: &ModelSpec, seed: u64) -> String {
     )
 }
 
+fn progress_style() -> Result<ProgressStyle> {
+    Ok(ProgressStyle::with_template("{msg:>12} [{bar:40}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, eta {eta})")?
+        .progress_chars("=> "))
+}
+
 /// Stream `tensors` into a bf16 safetensors file; returns its size. The calling thread fills
 /// blocks (in parallel through rayon) while a writer thread writes the previous one.
 fn write_safetensors(path: &Path, tensors: &[TensorSpec], seed: u64, progress: bool) -> Result<u64> {
     let (header, offsets) = safetensors::bf16_header(tensors.iter().map(|t| (t.name.as_str(), t.shape.as_slice())))?;
     let data_bytes = offsets.last().map_or(0, |o| o.1);
     let bar = if progress {
-        let bar = ProgressBar::new(data_bytes);
-        bar.set_style(
-            ProgressStyle::with_template("{msg:>12} [{bar:40}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, eta {eta})")
-                .expect("static progress template is valid")
-                .progress_chars("=> "),
-        );
+        let bar = ProgressBar::new(data_bytes).with_style(progress_style()?);
         bar.set_message("weights");
         bar
     } else {
@@ -238,4 +238,24 @@ fn write_safetensors(path: &Path, tensors: &[TensorSpec], seed: u64, progress: b
     // Data on disk before the folder is renamed into place.
     file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
     Ok(header.len() as u64 + data_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_template_parses() {
+        progress_style().unwrap();
+    }
+
+    #[test]
+    fn missing_parents_created_and_nameless_out_rejected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("a/b/ck");
+        let g = generate(&crate::tiny(), &out, &GenerateOptions { progress: true, ..Default::default() }).unwrap();
+        assert!(g.dir.join("model.safetensors").is_file());
+        let err = generate(&crate::tiny(), Path::new("/"), &GenerateOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("no folder name"), "{err}");
+    }
 }
