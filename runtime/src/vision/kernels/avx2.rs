@@ -8,68 +8,31 @@ use super::gemm::{MR, NR, Q8_0_BYTES, Q8_0_QK};
 use super::softmax::{EXP_C, EXP_HI, EXP_LO, LN2_HI, LN2_LO, LOG2E};
 use std::arch::x86_64::*;
 
-/// GEMM microkernel (twin: `gemm::kernel_scalar`): 6×16 tile, 12 ymm accumulators.
+/// GEMM microkernel (twin: `gemm::kernel_scalar`): 6×16 tile, 12 ymm accumulators, A and B
+/// both packed (one contiguous stream each).
 ///
 /// # Safety
 /// AVX2+FMA available; pointer contract of `gemm::kernel_scalar`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn kernel_6x16(
-    kb: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    mr: usize,
-    nr: usize,
-    accumulate: bool,
-) {
-    match mr {
-        6 => tile::<6>(kb, a, lda, b, c, ldc, nr, accumulate),
-        5 => tile::<5>(kb, a, lda, b, c, ldc, nr, accumulate),
-        4 => tile::<4>(kb, a, lda, b, c, ldc, nr, accumulate),
-        3 => tile::<3>(kb, a, lda, b, c, ldc, nr, accumulate),
-        2 => tile::<2>(kb, a, lda, b, c, ldc, nr, accumulate),
-        1 => tile::<1>(kb, a, lda, b, c, ldc, nr, accumulate),
-        _ => {}
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn tile<const M: usize>(
-    kb: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    nr: usize,
-    accumulate: bool,
-) {
-    const { assert!(M <= MR && NR == 16) };
-    let mut lo = [_mm256_setzero_ps(); M];
-    let mut hi = [_mm256_setzero_ps(); M];
-    let mut arow = [a; M];
-    for (r, p) in arow.iter_mut().enumerate() {
-        *p = a.add(r * lda);
-    }
-    let mut bp = b;
+pub unsafe fn kernel_6x16(kb: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
+    const { assert!(MR == 6 && NR == 16) };
+    let mut lo = [_mm256_setzero_ps(); MR];
+    let mut hi = [_mm256_setzero_ps(); MR];
+    let (mut ap, mut bp) = (a, b);
     for _ in 0..kb {
         let b0 = _mm256_loadu_ps(bp);
         let b1 = _mm256_loadu_ps(bp.add(8));
-        for r in 0..M {
-            let av = _mm256_broadcast_ss(&*arow[r]);
+        for r in 0..MR {
+            let av = _mm256_broadcast_ss(&*ap.add(r));
             lo[r] = _mm256_fmadd_ps(av, b0, lo[r]);
             hi[r] = _mm256_fmadd_ps(av, b1, hi[r]);
-            arow[r] = arow[r].add(1);
         }
+        ap = ap.add(MR);
         bp = bp.add(NR);
     }
     if nr == NR {
-        for r in 0..M {
+        for r in 0..mr {
             let cp = c.add(r * ldc);
             let (mut x0, mut x1) = (lo[r], hi[r]);
             if accumulate {
@@ -81,7 +44,7 @@ unsafe fn tile<const M: usize>(
         }
     } else {
         let mut t = [0f32; NR];
-        for r in 0..M {
+        for r in 0..mr {
             _mm256_storeu_ps(t.as_mut_ptr(), lo[r]);
             _mm256_storeu_ps(t.as_mut_ptr().add(8), hi[r]);
             let cp = c.add(r * ldc);

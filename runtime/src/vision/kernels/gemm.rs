@@ -218,33 +218,24 @@ fn transpose_panel(isa: Isa, rows: &[f32], kb: usize, panel: &mut [f32]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Microkernels. Contract (all ISAs): C[r][j] (+)= Σ_p A[r*lda + p] · panel[p*NR + j] for r < mr ≤ MR,
-// j < nr ≤ NR; `accumulate` = false overwrites C. Pointers must cover exactly those elements.
+// Microkernels. Contract (all ISAs): A is a packed MR-row strip, element (r, p) at `a[p*MR + r]`
+// (rows ≥ mr zero-padded), B a packed panel, element (p, j) at `b[p*NR + j]`;
+// C[r][j] (+)= Σ_p A(r,p)·B(p,j) for r < mr ≤ MR, j < nr ≤ NR; `accumulate` = false overwrites C.
 
 /// The scalar microkernel (the reference twin).
 ///
 /// # Safety
-/// `a` must be valid for `mr` rows of `kb` reads with stride `lda`, `b` for `kb*NR` reads, `c` for
-/// `mr` rows of `nr` writes with stride `ldc`.
+/// `a` valid for `kb*MR` reads, `b` for `kb*NR` reads, `c` for `mr` rows of `nr` writes with
+/// stride `ldc`.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn kernel_scalar(
-    kb: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    mr: usize,
-    nr: usize,
-    accumulate: bool,
-) {
+pub unsafe fn kernel_scalar(kb: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
     let mut t = [[0f32; NR]; MR];
     for p in 0..kb {
+        let ap = std::slice::from_raw_parts(a.add(p * MR), MR);
         let bp = std::slice::from_raw_parts(b.add(p * NR), NR);
-        for r in 0..mr {
-            let av = *a.add(r * lda + p);
+        for r in 0..MR {
             for j in 0..NR {
-                t[r][j] += av * bp[j];
+                t[r][j] += ap[r] * bp[j];
             }
         }
     }
@@ -256,7 +247,29 @@ pub unsafe fn kernel_scalar(
     }
 }
 
-type KernelFn = unsafe fn(usize, *const f32, usize, *const f32, *mut f32, usize, usize, usize, bool);
+/// Packs rows `i0..i1` (≤ MC), depth `p0..p0+kb` of A into MR-row strips (`[strip][p][MR]`),
+/// zero-padding the last strip, so the microkernel reads A as one contiguous stream.
+fn pack_a(a: &[f32], lda: usize, i0: usize, i1: usize, p0: usize, kb: usize, dst: &mut [f32]) {
+    let strips = (i1 - i0).div_ceil(MR);
+    for s in 0..strips {
+        let strip = &mut dst[s * kb * MR..(s + 1) * kb * MR];
+        for r in 0..MR {
+            let i = i0 + s * MR + r;
+            if i < i1 {
+                let src = &a[i * lda + p0..i * lda + p0 + kb];
+                for (p, v) in src.iter().enumerate() {
+                    strip[p * MR + r] = *v;
+                }
+            } else {
+                for p in 0..kb {
+                    strip[p * MR + r] = 0.0;
+                }
+            }
+        }
+    }
+}
+
+type KernelFn = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, usize, bool);
 
 fn kernel_for(isa: Isa) -> KernelFn {
     match isa {
@@ -276,8 +289,8 @@ unsafe impl Send for CPtr {}
 unsafe impl Sync for CPtr {}
 
 thread_local! {
-    /// (packed B block, NR dequantized rows) per worker thread.
-    static PACK: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// (packed B block, NR dequantized rows, packed A sub-block) per worker thread.
+    static PACK: RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// Rows of A swept per packed B block inside a task (A sub-block ≈ 200 KB stays in L2).
@@ -321,11 +334,12 @@ pub fn gemm(
         let (i0, j0) = (ti * mc, tj * NC);
         let (mb, nb) = (mc.min(m - i0), NC.min(n - j0));
         PACK.with(|buf| {
-            let (pack, rows) = &mut *buf.borrow_mut();
+            let (pack, rows, apack) = &mut *buf.borrow_mut();
             pack.resize(KC * NC, 0.0);
             rows.resize(KC * NR, 0.0);
+            apack.resize(KC * MC_INNER, 0.0);
             // SAFETY: this task touches only rows i0..i0+mb, columns j0..j0+nb of C.
-            unsafe { tile(isa, a, lda, b, cp, ldc, i0, mb, j0, nb, k, pack, rows, epi) };
+            unsafe { tile(isa, a, lda, b, cp, ldc, i0, mb, j0, nb, k, pack, rows, apack, epi) };
         });
     };
     let tasks = tiles_m * tiles_n;
@@ -351,6 +365,7 @@ unsafe fn tile(
     k: usize,
     pack: &mut [f32],
     rows: &mut [f32],
+    apack: &mut [f32],
     epi: Epilogue,
 ) {
     let kern = kernel_for(isa);
@@ -364,13 +379,15 @@ unsafe fn tile(
         // A sub-block stream past it from L2.
         for ic in (i0..i0 + mb).step_by(MC_INNER) {
             let ie = (ic + MC_INNER).min(i0 + mb);
+            pack_a(a, lda, ic, ie, p0, kb, apack);
             for q in 0..panels {
                 let nr = NR.min(nb - q * NR);
                 let bp = pack.as_ptr().add(q * kb * NR);
                 let mut i = ic;
                 while i < ie {
                     let mr = MR.min(ie - i);
-                    kern(kb, a.as_ptr().add(i * lda + p0), lda, bp, c.0.add(i * ldc + j0 + q * NR), ldc, mr, nr, acc);
+                    let ap = apack.as_ptr().add((i - ic) * kb);
+                    kern(kb, ap, bp, c.0.add(i * ldc + j0 + q * NR), ldc, mr, nr, acc);
                     i += mr;
                 }
             }

@@ -5,59 +5,30 @@ use super::gemm::{MR, NR};
 use std::arch::aarch64::*;
 
 /// # Safety
-/// NEON available; pointer contract of `gemm::kernel_scalar`.
+/// NEON available; pointer contract of `gemm::kernel_scalar` (A and B packed).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
-pub unsafe fn kernel_6x16(
-    kb: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    mr: usize,
-    nr: usize,
-    accumulate: bool,
-) {
-    match mr {
-        6 => tile::<6>(kb, a, lda, b, c, ldc, nr, accumulate),
-        5 => tile::<5>(kb, a, lda, b, c, ldc, nr, accumulate),
-        4 => tile::<4>(kb, a, lda, b, c, ldc, nr, accumulate),
-        3 => tile::<3>(kb, a, lda, b, c, ldc, nr, accumulate),
-        2 => tile::<2>(kb, a, lda, b, c, ldc, nr, accumulate),
-        1 => tile::<1>(kb, a, lda, b, c, ldc, nr, accumulate),
-        _ => {}
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "neon")]
-#[inline]
-unsafe fn tile<const M: usize>(
-    kb: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    nr: usize,
-    accumulate: bool,
-) {
-    const { assert!(M <= MR && NR == 16) };
-    let mut acc = [[vdupq_n_f32(0.0); 4]; M];
-    let mut bp = b;
-    for p in 0..kb {
+pub unsafe fn kernel_6x16(kb: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
+    const { assert!(MR == 6 && NR == 16) };
+    let mut acc = [[vdupq_n_f32(0.0); 4]; MR];
+    let (mut ap, mut bp) = (a, b);
+    for _ in 0..kb {
         let bv = [vld1q_f32(bp), vld1q_f32(bp.add(4)), vld1q_f32(bp.add(8)), vld1q_f32(bp.add(12))];
-        for r in 0..M {
-            let av = vdupq_n_f32(*a.add(r * lda + p));
-            for q in 0..4 {
-                acc[r][q] = vfmaq_f32(acc[r][q], av, bv[q]);
-            }
+        let a0 = vld1q_f32(ap); // rows 0..4
+        let a1 = [*ap.add(4), *ap.add(5)];
+        for q in 0..4 {
+            acc[0][q] = vfmaq_laneq_f32::<0>(acc[0][q], bv[q], a0);
+            acc[1][q] = vfmaq_laneq_f32::<1>(acc[1][q], bv[q], a0);
+            acc[2][q] = vfmaq_laneq_f32::<2>(acc[2][q], bv[q], a0);
+            acc[3][q] = vfmaq_laneq_f32::<3>(acc[3][q], bv[q], a0);
+            acc[4][q] = vfmaq_n_f32(acc[4][q], bv[q], a1[0]);
+            acc[5][q] = vfmaq_n_f32(acc[5][q], bv[q], a1[1]);
         }
+        ap = ap.add(MR);
         bp = bp.add(NR);
     }
     let mut t = [0f32; NR];
-    for r in 0..M {
+    for r in 0..mr {
         for q in 0..4 {
             vst1q_f32(t.as_mut_ptr().add(4 * q), acc[r][q]);
         }
