@@ -47,3 +47,35 @@ pub fn run(a: GenModelArgs) -> Result<()> {
     println!("{}", g.dir.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: GenModelArgs,
+    }
+
+    #[test]
+    fn flags_parse_and_reject_unknown_presets() {
+        let a = Cli::try_parse_from(["t", "--preset", "tiny-2b", "--out", "x", "--seed", "5", "--quiet"]).unwrap().args;
+        assert_eq!((a.preset.as_str(), a.seed, a.quiet, a.force), ("tiny-2b", 5, true, false));
+        assert!(Cli::try_parse_from(["t", "--preset", "7b", "--out", "x"]).is_err());
+        assert!(Cli::try_parse_from(["t", "--preset", "tiny"]).is_err());
+    }
+
+    #[test]
+    fn writes_checkpoint_and_refuses_overwrite_without_force() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("ck");
+        let args = |force| GenModelArgs { preset: "tiny".into(), out: out.clone(), seed: 3, force, quiet: true };
+        run(args(false)).unwrap();
+        assert!(out.join("model.safetensors").is_file() && out.join("config.json").is_file());
+        let err = run(args(false)).unwrap_err().to_string();
+        assert!(err.contains("already exists"), "{err}");
+        run(args(true)).unwrap();
+    }
+}
