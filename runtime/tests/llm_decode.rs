@@ -101,7 +101,7 @@ fn missing_embedding_rows_and_bad_widths_are_errors_not_panics() -> Result<()> {
     let slots = [Slot::Token(523), Slot::Image { key: 1, row: 0 }];
     let e = prefill(&mut ctx, &slots, 0, |_, _| None, &[]).unwrap_err();
     assert!(format!("{e:#}").contains("no embedding row 0"), "{e:#}");
-    let short = vec![0f32; 3];
+    let short = [0f32; 3];
     let mut ctx = context(&model, 512)?;
     let e = prefill(&mut ctx, &slots, 0, |_, _| Some(&short[..]), &[]).unwrap_err();
     assert!(format!("{e:#}").contains("width 3"), "{e:#}");

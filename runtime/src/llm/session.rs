@@ -310,7 +310,10 @@ impl Pipeline {
             );
         }
         if self.ctx.as_ref().is_none_or(|c| c.n_ctx() < needed) {
-            let n_ctx = self.opts.n_ctx.unwrap_or_else(|| needed.next_multiple_of(256).min(limit));
+            // Auto size: what this turn needs, but at least double the previous context, so a
+            // growing conversation re-allocates (and re-prefills) only O(log n) times.
+            let prev = self.ctx.as_ref().map_or(0, |c| c.n_ctx());
+            let n_ctx = self.opts.n_ctx.unwrap_or_else(|| needed.next_multiple_of(256).max(2 * prev).min(limit));
             self.ctx = None; // free the old KV cache before allocating the new one
             self.kv.clear();
             let p = ContextParams {
