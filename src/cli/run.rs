@@ -78,7 +78,12 @@ pub struct SamplingArgs {
 
 impl SamplingArgs {
     pub fn config(&self) -> Result<GenerationConfig> {
-        if !(self.temp >= 0.0) || !(self.top_p > 0.0 && self.top_p <= 1.0) || !(self.repeat_penalty > 0.0) {
+        // Written as positive ranges so NaN is refused too.
+        let ok = (0.0..=f32::MAX).contains(&self.temp)
+            && self.top_p > 0.0
+            && self.top_p <= 1.0
+            && (f32::MIN_POSITIVE..=f32::MAX).contains(&self.repeat_penalty);
+        if !ok {
             anyhow::bail!("need --temp >= 0, 0 < --top-p <= 1 and --repeat-penalty > 0");
         }
         Ok(GenerationConfig {
