@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 /// Header size cap (the format's own reference implementation uses 100 MB).
 const MAX_HEADER: u64 = 100_000_000;
+/// Elements per parallel conversion task.
+const CHUNK: usize = 1 << 16;
 
 /// Element types we can read (H2OVL ships bf16; f16/f32 also accepted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,20 +146,13 @@ impl Checkpoint {
     pub fn load_f32(&self, name: &str) -> Result<Vec<f32>> {
         let t = self.require(name)?;
         let bytes = &self.shards[t.shard].map[t.start..t.end];
-        let out: Vec<f32> = match t.dtype {
-            Dtype::BF16 => bytes
-                .par_chunks(2 * 4096)
-                .flat_map_iter(|c| c.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()))
-                .collect(),
-            Dtype::F16 => bytes
-                .par_chunks(2 * 4096)
-                .flat_map_iter(|c| c.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()))
-                .collect(),
-            Dtype::F32 => bytes
-                .par_chunks(4 * 4096)
-                .flat_map_iter(|c| c.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-                .collect(),
-        };
+        let mut out = vec![0f32; t.numel()];
+        let es = t.dtype.size();
+        out.par_chunks_mut(CHUNK).zip(bytes.par_chunks(CHUNK * es)).for_each(|(o, b)| match t.dtype {
+            Dtype::BF16 => o.iter_mut().zip(b.chunks_exact(2)).for_each(|(o, b)| *o = half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+            Dtype::F16 => o.iter_mut().zip(b.chunks_exact(2)).for_each(|(o, b)| *o = half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
+            Dtype::F32 => o.iter_mut().zip(b.chunks_exact(4)).for_each(|(o, b)| *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        });
         if let Some(i) = out.par_iter().position_first(|x| !x.is_finite()) {
             bail!("tensor {name} contains a non-finite value ({}) at element {i}", out[i]);
         }

@@ -356,3 +356,56 @@ fn f32_2b_msac_case_with_reference_image_embeddings_matches() {
     let g = check_generation(&mut ctx, &case, last);
     eprintln!("tiny-2b MSAC f32: worst |Δlogit| prompt {worst:.2e}, generation {g:.2e}");
 }
+
+/// Our presets, fallbacks, tensor order and quantizers against llama.cpp's own `llama-quantize`
+/// (`llama_model_quantize`) run on our F32 GGUF: tensor infos and data must be byte-identical.
+#[test]
+fn presets_are_byte_identical_to_llama_quantize() {
+    use h2ovl_convert::gguf::GgufFile;
+    backend();
+    let tmp = tempfile::tempdir().unwrap();
+    for ckpt in ["tiny", "tiny-2b"] {
+        let f32_path = converted(ckpt, LlmQuant::F32);
+        for (q, ftype) in [
+            (LlmQuant::Q8_0, sys::LLAMA_FTYPE_MOSTLY_Q8_0),
+            (LlmQuant::Q4_0, sys::LLAMA_FTYPE_MOSTLY_Q4_0),
+            (LlmQuant::Q4KM, sys::LLAMA_FTYPE_MOSTLY_Q4_K_M),
+        ] {
+            let theirs = tmp.path().join(format!("{ckpt}-{}-llama-quantize.gguf", q.label()));
+            let mut p = unsafe { sys::llama_model_quantize_default_params() };
+            p.nthread = 2;
+            p.ftype = ftype;
+            let (a, b) = (std::ffi::CString::new(f32_path.to_str().unwrap()).unwrap(), std::ffi::CString::new(theirs.to_str().unwrap()).unwrap());
+            let rc = unsafe { sys::llama_model_quantize(a.as_ptr(), b.as_ptr(), &p) };
+            assert_eq!(rc, 0, "llama_model_quantize {ckpt} {}", q.label());
+            let ours = GgufFile::open(&converted(ckpt, q)).unwrap();
+            let theirs = GgufFile::open(&theirs).unwrap();
+            let names = |g: &GgufFile| g.tensors().iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+            assert_eq!(names(&ours), names(&theirs), "{ckpt} {}: tensor order", q.label());
+            for t in theirs.tensors() {
+                let (a, b) = (ours.tensor(&t.name).unwrap(), theirs.tensor(&t.name).unwrap());
+                assert_eq!((a.ty, a.ne), (b.ty, b.ne), "{ckpt} {} {}: type/shape", q.label(), t.name);
+                assert!(a.data == b.data, "{ckpt} {} {}: data differs from llama-quantize", q.label(), t.name);
+            }
+            assert_eq!(ours.get_u32("general.file_type").unwrap(), theirs.get_u32("general.file_type").unwrap());
+        }
+    }
+}
+
+/// Full-size check, run by hand after `convert_bench` (see convert/README.md):
+/// `H2OVL_LLM_GGUF=/path/model-Q4_K_M.gguf cargo test --release -p h2ovl-quant-tests --test llm_gguf_llama -- --ignored`
+#[test]
+#[ignore = "needs a full-size converted GGUF (H2OVL_LLM_GGUF)"]
+fn full_size_gguf_loads_and_decodes() {
+    let path = PathBuf::from(std::env::var("H2OVL_LLM_GGUF").expect("set H2OVL_LLM_GGUF"));
+    let model = Model::load(&path);
+    let case = Case::load("tiny_text_only");
+    let ids = model.tokenize(&case.prompt());
+    assert_eq!(ids, case.ids("input_ids.npy"));
+    let mut ctx = Ctx::new(&model, 64);
+    let rows: Vec<Row> = ids.iter().map(|&t| Row::Token(t)).collect();
+    let mut want = vec![false; rows.len()];
+    *want.last_mut().unwrap() = true;
+    let logits = ctx.decode(&rows, &want).pop().unwrap();
+    assert!(logits.iter().all(|x| x.is_finite()));
+}
