@@ -155,6 +155,10 @@ impl Model {
     /// The bytes of one token. `special=false` renders control tokens as nothing.
     /// The bytes may be a partial UTF-8 sequence (byte-fallback tokens).
     pub fn token_to_piece(&self, token: Token, special: bool) -> Vec<u8> {
+        // An out-of-range id would throw inside llama.cpp (abort across FFI).
+        if token < 0 || token as usize >= self.n_vocab() {
+            return Vec::new();
+        }
         let mut buf = vec![0u8; 64];
         for _ in 0..2 {
             // SAFETY: `buf` is writable for `buf.len()` bytes.
@@ -180,11 +184,11 @@ impl Model {
     /// True for tokens that `skip_special_tokens` drops: control tokens (`<s>`, `</s>`,
     /// `<|end|>`, `<img>`…) and user-defined added tokens (H2OVL's added tokens are all special).
     pub fn is_special(&self, token: Token) -> bool {
-        // SAFETY: valid vocab pointer; out-of-range ids are checked by llama.cpp (asserts), so
-        // guard them here first.
+        // llama.cpp aborts on out-of-range ids: guard them here first.
         if token < 0 || token as usize >= self.n_vocab() {
             return false;
         }
+        // SAFETY: valid vocab pointer and an in-range id.
         let attr = unsafe { sys::llama_vocab_get_attr(self.vocab.as_ptr(), token) };
         attr & (sys::LLAMA_TOKEN_ATTR_CONTROL | sys::LLAMA_TOKEN_ATTR_USER_DEFINED | sys::LLAMA_TOKEN_ATTR_UNKNOWN)
             != 0
