@@ -19,6 +19,7 @@
 
 pub mod f16;
 pub mod k_quants;
+pub mod k_quants_lanes;
 pub mod q4_0;
 pub mod q4_k;
 pub mod q5_0;

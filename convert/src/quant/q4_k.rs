@@ -8,6 +8,7 @@
 
 use super::f16::{read_f16, read_u16, write_f16};
 use super::k_quants::{self, get_scale_min_k4, make_qkx2_quants, nearest_int, Qkx2Params, QK_K};
+use super::k_quants_lanes;
 
 /// Elements per super-block (`QK_K`).
 pub const QK: usize = QK_K;
@@ -21,40 +22,83 @@ const OFF_QS: usize = 16;
 const SEARCH: Qkx2Params = Qkx2Params { nmax: 15, rmin: -1.0, rdelta: 0.1, nstep: 20, use_mad: false };
 
 /// Quantize whole super-blocks: `x.len()` is a multiple of 256, `y.len()` = blocks × 144.
+/// Searches the 8 sub-blocks side by side ([`k_quants_lanes`]); same bytes as
+/// [`quantize_row_scalar`].
 pub fn quantize_row(x: &[f32], y: &mut [u8]) {
     assert!(x.len() % QK == 0 && y.len() == x.len() / QK * BLOCK_BYTES, "Q4_K: bad row sizes");
     for (xb, yb) in x.chunks_exact(QK).zip(y.chunks_exact_mut(BLOCK_BYTES)) {
-        quantize_block(xb, yb);
+        quantize_block(xb, yb, search_lanes);
     }
 }
 
-fn quantize_block(x: &[f32], y: &mut [u8]) {
-    let mut l = [0u8; QK];
-    let mut laux = [0u8; 32];
-    let mut weights = [0f32; 32];
-    let mut scales = [0f32; 8];
-    let mut mins = [0f32; 8];
+/// The readable reference: ggml's loop, one sub-block search at a time.
+pub fn quantize_row_scalar(x: &[f32], y: &mut [u8]) {
+    assert!(x.len() % QK == 0 && y.len() == x.len() / QK * BLOCK_BYTES, "Q4_K: bad row sizes");
+    for (xb, yb) in x.chunks_exact(QK).zip(y.chunks_exact_mut(BLOCK_BYTES)) {
+        quantize_block(xb, yb, search_scalar);
+    }
+}
 
-    // 1. Per sub-block (scale, min) search, weighting each value by rms(sub-block) + |x|.
-    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+/// Per sub-block weights: rms(sub-block) + |x| (ggml: `av_x + fabsf(x)`).
+fn weights(xs: &[f32], w: &mut [f32]) {
+    let mut sum_x2 = 0.0f32;
+    for &v in xs {
+        sum_x2 += v * v;
+    }
+    let av_x = (sum_x2 / 32.0).sqrt();
+    for (wi, &v) in w.iter_mut().zip(xs) {
+        *wi = av_x + v.abs();
+    }
+}
+
+/// Step 1, scalar: (scale, min) per sub-block and the first-guess quants.
+fn search_scalar(x: &[f32], l: &mut [u8; QK]) -> ([f32; 8], [f32; 8]) {
+    let mut laux = [0u8; 32];
+    let mut w = [0f32; 32];
+    let (mut scales, mut mins) = ([0f32; 8], [0f32; 8]);
     for j in 0..8 {
         let xs = &x[32 * j..32 * j + 32];
-        let mut sum_x2 = 0.0f32;
-        for &v in xs {
-            sum_x2 += v * v;
+        weights(xs, &mut w);
+        (scales[j], mins[j]) = make_qkx2_quants(xs, &w, &mut l[32 * j..32 * j + 32], &mut laux, &SEARCH);
+    }
+    (scales, mins)
+}
+
+/// Step 1, lane-parallel: the same searches on a transposed copy, 8 sub-blocks at once.
+fn search_lanes(x: &[f32], l: &mut [u8; QK]) -> ([f32; 8], [f32; 8]) {
+    let mut xt = [[0f32; 8]; 32];
+    let mut wt = [[0f32; 8]; 32];
+    let mut w = [0f32; 32];
+    for j in 0..8 {
+        let xs = &x[32 * j..32 * j + 32];
+        weights(xs, &mut w);
+        for i in 0..32 {
+            xt[i][j] = xs[i];
+            wt[i][j] = w[i];
         }
-        let av_x = (sum_x2 / 32.0).sqrt();
-        for (w, &v) in weights.iter_mut().zip(xs) {
-            *w = av_x + v.abs();
+    }
+    let mut lt = [[0u8; 8]; 32];
+    let res = k_quants_lanes::make_qkx2_quants_q4k(&xt, &wt, &mut lt);
+    for j in 0..8 {
+        for i in 0..32 {
+            l[32 * j + i] = lt[i][j];
         }
-        let (scale, min) = make_qkx2_quants(xs, &weights, &mut l[32 * j..32 * j + 32], &mut laux, &SEARCH);
-        scales[j] = scale;
-        mins[j] = min;
-        if scale > max_scale {
-            max_scale = scale;
+    }
+    res
+}
+
+fn quantize_block(x: &[f32], y: &mut [u8], search: fn(&[f32], &mut [u8; QK]) -> ([f32; 8], [f32; 8])) {
+    let mut l = [0u8; QK];
+
+    // 1. Per sub-block (scale, min) search, weighting each value by rms(sub-block) + |x|.
+    let (scales, mins) = search(x, &mut l);
+    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+    for j in 0..8 {
+        if scales[j] > max_scale {
+            max_scale = scales[j];
         }
-        if min > max_min {
-            max_min = min;
+        if mins[j] > max_min {
+            max_min = mins[j];
         }
     }
 
@@ -142,6 +186,24 @@ mod tests {
                 assert!((a - b).abs() <= step * 1.05, "{a} vs {b}, step {step}");
             }
         }
+    }
+
+    #[test]
+    fn lane_search_equals_scalar_reference() {
+        let mut s = 9u32;
+        let mut x: Vec<f32> = (0..64 * QK)
+            .map(|i| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let u = (s >> 8) as f32 / (1u32 << 24) as f32 - 0.3;
+                u * 10f32.powi((i / QK % 13) as i32 - 9)
+            })
+            .collect();
+        x[5 * QK..5 * QK + 64].fill(0.0); // flat sub-blocks inside a live super-block
+        x[6 * QK..6 * QK + 32].fill(-2.0);
+        let (mut a, mut b) = (vec![0u8; 64 * BLOCK_BYTES], vec![0u8; 64 * BLOCK_BYTES]);
+        quantize_row(&x, &mut a);
+        quantize_row_scalar(&x, &mut b);
+        assert!(a == b);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use super::f16::{fp16_to_fp32, read_f16, write_f16};
 use super::k_quants::{make_qx_quants, nearest_int, GROUP_MAX_EPS, QK_K};
+use super::k_quants_lanes;
 
 /// Elements per super-block (`QK_K`).
 pub const QK: usize = QK_K;
@@ -20,22 +21,53 @@ const OFF_SCALES: usize = OFF_QH + QK / 4;
 const OFF_D: usize = OFF_SCALES + QK / 16;
 
 /// Quantize whole super-blocks: `x.len()` is a multiple of 256, `y.len()` = blocks × 210.
+/// Searches the 16 sub-blocks side by side ([`k_quants_lanes`]); same bytes as
+/// [`quantize_row_scalar`].
 pub fn quantize_row(x: &[f32], y: &mut [u8]) {
     assert!(x.len() % QK == 0 && y.len() == x.len() / QK * BLOCK_BYTES, "Q6_K: bad row sizes");
     for (xb, yb) in x.chunks_exact(QK).zip(y.chunks_exact_mut(BLOCK_BYTES)) {
-        quantize_block(xb, yb);
+        quantize_block(xb, yb, search_lanes);
     }
 }
 
-fn quantize_block(x: &[f32], y: &mut [u8]) {
+/// The readable reference: ggml's loop, one sub-block search at a time.
+pub fn quantize_row_scalar(x: &[f32], y: &mut [u8]) {
+    assert!(x.len() % QK == 0 && y.len() == x.len() / QK * BLOCK_BYTES, "Q6_K: bad row sizes");
+    for (xb, yb) in x.chunks_exact(QK).zip(y.chunks_exact_mut(BLOCK_BYTES)) {
+        quantize_block(xb, yb, search_scalar);
+    }
+}
+
+/// Step 1, scalar: one `make_qx_quants` per sub-block of 16.
+fn search_scalar(x: &[f32], l: &mut [i8; QK]) -> [f32; 16] {
+    std::array::from_fn(|ib| make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..16 * ib + 16]))
+}
+
+/// Step 1, lane-parallel: the same searches on a transposed copy, 16 sub-blocks at once.
+fn search_lanes(x: &[f32], l: &mut [i8; QK]) -> [f32; 16] {
+    let mut xt = [[0f32; 16]; 16];
+    for ib in 0..16 {
+        for i in 0..16 {
+            xt[i][ib] = x[16 * ib + i];
+        }
+    }
+    let mut lt = [[0i8; 16]; 16];
+    let scales = k_quants_lanes::make_qx_quants_q6k(&xt, &mut lt);
+    for ib in 0..16 {
+        for i in 0..16 {
+            l[16 * ib + i] = lt[i][ib];
+        }
+    }
+    scales
+}
+
+fn quantize_block(x: &[f32], y: &mut [u8], search: fn(&[f32], &mut [i8; QK]) -> [f32; 16]) {
     let mut l = [0i8; QK];
-    let mut scales = [0f32; 16];
 
     // 1. Per sub-block symmetric scale search; keep the signed scale of largest magnitude.
+    let scales = search(x, &mut l);
     let (mut max_scale, mut max_abs_scale) = (0.0f32, 0.0f32);
-    for ib in 0..16 {
-        let scale = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..16 * ib + 16]);
-        scales[ib] = scale;
+    for &scale in &scales {
         if scale.abs() > max_abs_scale {
             max_abs_scale = scale.abs();
             max_scale = scale;
@@ -130,6 +162,24 @@ mod tests {
                 assert!((a - b).abs() <= step * 1.1, "{a} vs {b}, step {step}");
             }
         }
+    }
+
+    #[test]
+    fn lane_search_equals_scalar_reference() {
+        let mut s = 5u32;
+        let mut x: Vec<f32> = (0..64 * QK)
+            .map(|i| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let u = (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                u * 10f32.powi((i / QK % 13) as i32 - 9)
+            })
+            .collect();
+        x[5 * QK..5 * QK + 48].fill(0.0); // zero sub-blocks inside a live super-block
+        x[6 * QK + 16..6 * QK + 32].fill(3e-16);
+        let (mut a, mut b) = (vec![0u8; 64 * BLOCK_BYTES], vec![0u8; 64 * BLOCK_BYTES]);
+        quantize_row(&x, &mut a);
+        quantize_row_scalar(&x, &mut b);
+        assert!(a == b);
     }
 
     #[test]
