@@ -309,3 +309,18 @@ fn bench_resize_and_tile_4000x3000() {
         std::hint::black_box(px);
     }
 }
+
+/// Opt-in cross-check of the emulated CPython set order: set `H2OVL_PY_SET_ORDER` to a JSON
+/// file `{"min,max": [[i, j], ...]}` written by CPython with the reference's expression
+/// `sorted(set(...), key=lambda x: x[0] * x[1])`. Skipped when unset.
+#[test]
+fn cpython_set_order_crosscheck_if_available() {
+    let Some(path) = std::env::var_os("H2OVL_PY_SET_ORDER") else { return };
+    let all = json(Path::new(&path));
+    for (key, want) in all.as_object().unwrap() {
+        let (min, max) = key.split_once(',').unwrap();
+        let got = grid::candidate_grids(min.parse().unwrap(), max.parse().unwrap());
+        assert_eq!(got, pairs(want), "candidates for (min, max) = ({key})");
+    }
+    eprintln!("CPython set order: {} (min, max) ranges identical", all.as_object().unwrap().len());
+}
