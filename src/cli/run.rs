@@ -30,6 +30,10 @@ pub struct ModelArgs {
     /// Keep the KV cache in f32 instead of f16 (exact, twice the memory).
     #[arg(long = "kv-f32")]
     pub kv_f32: bool,
+    /// Flash attention: on, off, auto (llama.cpp decides). On CPU it rounds through f16; for
+    /// float32-exact logits (e.g. with --dump-logits) use `--kv-f32 --flash-attn off`.
+    #[arg(long = "flash-attn", default_value = "auto", value_parser = ["on", "off", "auto"])]
+    pub flash_attn: String,
     /// Show llama.cpp's own log output.
     #[arg(long)]
     pub verbose: bool,
@@ -46,6 +50,11 @@ impl ModelArgs {
             max_tiles: self.max_tiles,
             msac: !self.no_msac,
             kv_type: if self.kv_f32 { KvType::F32 } else { KvType::F16 },
+            flash_attn: match self.flash_attn.as_str() {
+                "on" => Some(true),
+                "off" => Some(false),
+                _ => None,
+            },
             verbose: self.verbose,
             ..Default::default()
         };
