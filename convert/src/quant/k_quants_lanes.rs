@@ -51,10 +51,105 @@ pub fn make_qkx2_quants_q4k_portable(x: &[V8; 32], w: &[V8; 32], l: &mut [[u8; Q
     qkx2_body(x, w, l)
 }
 
+/// AVX2 twin of [`qkx2_body`] with explicit intrinsics (one `__m256` = the 8 sub-blocks):
+/// the auto-vectoriser left the portable body mostly scalar. Every `if` of the scalar routine is a
+/// compare + blend with the same NaN behaviour (ordered, non-signalling compares), and min/max use
+/// blends rather than `vminps`/`vmaxps`, whose operand-order NaN rules differ from C's `<`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn qkx2_avx2(x: &[V8; 32], w: &[V8; 32], l: &mut [[u8; QKX2_LANES]; 32]) -> (V8, V8) {
-    qkx2_body(x, w, l)
+    use std::arch::x86_64::*;
+    #[inline(always)]
+    unsafe fn ld(v: &V8) -> __m256 {
+        _mm256_loadu_ps(v.as_ptr())
+    }
+    /// clamp(nearest_int(iscale·(x − min)), 0, 15) as f32.
+    #[inline(always)]
+    unsafe fn quant(iscale: __m256, x: __m256, min: __m256) -> __m256 {
+        let val = _mm256_add_ps(_mm256_mul_ps(iscale, _mm256_sub_ps(x, min)), _mm256_set1_ps(12_582_912.0));
+        let bits = _mm256_and_si256(_mm256_castps_si256(val), _mm256_set1_epi32(0x007f_ffff));
+        let q = _mm256_sub_epi32(bits, _mm256_set1_epi32(0x0040_0000));
+        let q = _mm256_max_epi32(_mm256_min_epi32(q, _mm256_set1_epi32(15)), _mm256_setzero_si256());
+        _mm256_cvtepi32_ps(q)
+    }
+    let zero = _mm256_setzero_ps();
+    let mut min = ld(&x[0]);
+    let mut max = min;
+    let mut sum_w = ld(&w[0]);
+    let mut sum_x = _mm256_mul_ps(sum_w, min);
+    for i in 1..32 {
+        let (v, wi) = (ld(&x[i]), ld(&w[i]));
+        min = _mm256_blendv_ps(min, v, _mm256_cmp_ps::<_CMP_LT_OQ>(v, min));
+        max = _mm256_blendv_ps(max, v, _mm256_cmp_ps::<_CMP_GT_OQ>(v, max));
+        sum_w = _mm256_add_ps(sum_w, wi);
+        sum_x = _mm256_add_ps(sum_x, _mm256_mul_ps(wi, v));
+    }
+    min = _mm256_blendv_ps(min, zero, _mm256_cmp_ps::<_CMP_GT_OQ>(min, zero));
+    let flat = _mm256_cmp_ps::<_CMP_EQ_OQ>(max, min);
+    let iscale = _mm256_div_ps(_mm256_set1_ps(15.0), _mm256_sub_ps(max, min));
+    let mut scale = _mm256_div_ps(_mm256_set1_ps(1.0), iscale);
+    let mut lf = [zero; 32];
+    let mut best = zero;
+    for i in 0..32 {
+        let (v, wi) = (ld(&x[i]), ld(&w[i]));
+        let q = quant(iscale, v, min);
+        lf[i] = q;
+        let diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, q), min), v);
+        best = _mm256_add_ps(best, _mm256_mul_ps(wi, _mm256_mul_ps(diff, diff)));
+    }
+    let mut laux = [zero; 32];
+    for is in 0..=20 {
+        // Same scalar f32 expression as ggml: (rmin + rdelta·is) + nmax.
+        let num = -1.0f32 + 0.1f32 * is as f32 + 15.0;
+        let iscale = _mm256_div_ps(_mm256_set1_ps(num), _mm256_sub_ps(max, min));
+        let (mut sum_l, mut sum_l2, mut sum_xl) = (zero, zero, zero);
+        for i in 0..32 {
+            let (v, wi) = (ld(&x[i]), ld(&w[i]));
+            let q = quant(iscale, v, min);
+            laux[i] = q;
+            let wq = _mm256_mul_ps(wi, q);
+            sum_l = _mm256_add_ps(sum_l, wq);
+            sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wq, q));
+            sum_xl = _mm256_add_ps(sum_xl, _mm256_mul_ps(wq, v));
+        }
+        let d = _mm256_sub_ps(_mm256_mul_ps(sum_w, sum_l2), _mm256_mul_ps(sum_l, sum_l));
+        let ok = _mm256_cmp_ps::<_CMP_GT_OQ>(d, zero);
+        let s = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_w, sum_xl), _mm256_mul_ps(sum_x, sum_l)), d);
+        let m = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_l2, sum_x), _mm256_mul_ps(sum_l, sum_xl)), d);
+        let clamp_min = _mm256_cmp_ps::<_CMP_GT_OQ>(m, zero);
+        let this_min = _mm256_blendv_ps(m, zero, clamp_min);
+        let this_scale = _mm256_blendv_ps(s, _mm256_div_ps(sum_xl, sum_l2), clamp_min);
+        let mut cur = zero;
+        for i in 0..32 {
+            let (v, wi) = (ld(&x[i]), ld(&w[i]));
+            let diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale, laux[i]), this_min), v);
+            cur = _mm256_add_ps(cur, _mm256_mul_ps(wi, _mm256_mul_ps(diff, diff)));
+        }
+        // Flat lanes returned early in the scalar routine: they never take a step.
+        let win = _mm256_andnot_ps(flat, _mm256_and_ps(ok, _mm256_cmp_ps::<_CMP_LT_OQ>(cur, best)));
+        if _mm256_movemask_ps(win) != 0 {
+            best = _mm256_blendv_ps(best, cur, win);
+            scale = _mm256_blendv_ps(scale, this_scale, win);
+            min = _mm256_blendv_ps(min, this_min, win);
+            for i in 0..32 {
+                lf[i] = _mm256_blendv_ps(lf[i], laux[i], win);
+            }
+        }
+    }
+    scale = _mm256_blendv_ps(scale, zero, flat);
+    let neg_min = _mm256_xor_ps(min, _mm256_set1_ps(-0.0)); // C's unary minus: a sign flip
+    let (mut scale_out, mut neg_min_out) = ([0f32; 8], [0f32; 8]);
+    _mm256_storeu_ps(scale_out.as_mut_ptr(), scale);
+    _mm256_storeu_ps(neg_min_out.as_mut_ptr(), neg_min);
+    for i in 0..32 {
+        let q = _mm256_cvtps_epi32(_mm256_blendv_ps(lf[i], zero, flat));
+        let mut lanes = [0i32; 8];
+        _mm256_storeu_si256(lanes.as_mut_ptr().cast(), q);
+        for k in 0..8 {
+            l[i][k] = lanes[k] as u8;
+        }
+    }
+    (scale_out, neg_min_out)
 }
 
 #[inline(always)]
