@@ -392,6 +392,60 @@ fn presets_are_byte_identical_to_llama_quantize() {
     }
 }
 
+/// A folder with `tokenizer.json` instead of `tokenizer.model` (an SPM-derived byte-fallback BPE,
+/// built here from the golden tokenizer.model the way HF's SentencePieceExtractor does: one merge
+/// per split of a piece into two pieces, ordered by the piece's score) converts to a vocab that
+/// llama.cpp tokenizes exactly like the reference.
+#[test]
+fn tokenizer_json_vocab_tokenizes_like_the_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = golden().join("checkpoints/tiny");
+    let ck = tmp.path().join("tiny-hfjson");
+    std::fs::create_dir_all(&ck).unwrap();
+    for f in ["config.json", "model.safetensors", "added_tokens.json", "tokenizer_config.json", "special_tokens_map.json"] {
+        std::fs::copy(src.join(f), ck.join(f)).unwrap();
+    }
+    let spm = h2ovl_convert::vocab::parse_spm(&std::fs::read(src.join("tokenizer.model")).unwrap()).unwrap();
+    let ids: std::collections::HashMap<&str, usize> = spm.pieces.iter().enumerate().map(|(i, p)| (p.piece.as_str(), i)).collect();
+    let mut merges: Vec<(f32, usize, &str, &str)> = Vec::new();
+    for (id, p) in spm.pieces.iter().enumerate() {
+        for (k, _) in p.piece.char_indices().skip(1) {
+            let (a, b) = p.piece.split_at(k);
+            if ids.contains_key(a) && ids.contains_key(b) {
+                merges.push((p.score, id, a, b));
+            }
+        }
+    }
+    merges.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+    let vocab: serde_json::Map<String, serde_json::Value> = spm.pieces.iter().enumerate().map(|(i, p)| (p.piece.clone(), i.into())).collect();
+    let added: Vec<serde_json::Value> = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&std::fs::read_to_string(src.join("added_tokens.json")).unwrap())
+        .unwrap()
+        .into_iter()
+        .map(|(c, id)| serde_json::json!({"id": id, "content": c, "special": true}))
+        .chain(["<unk>", "<s>", "</s>"].iter().enumerate().map(|(i, c)| serde_json::json!({"id": i, "content": c, "special": true})))
+        .collect();
+    let tj = serde_json::json!({
+        "model": {"type": "BPE", "byte_fallback": true, "unk_token": "<unk>", "vocab": vocab,
+                  "merges": merges.iter().map(|m| serde_json::json!([m.2, m.3])).collect::<Vec<_>>()},
+        "added_tokens": added,
+    });
+    std::fs::write(ck.join("tokenizer.json"), serde_json::to_vec(&tj).unwrap()).unwrap();
+    let out = h2ovl_convert::convert(&ConvertOptions {
+        input: ck,
+        outdir: tmp.path().join("out"),
+        quant: LlmQuant::F32,
+        vision_quant: VisionQuant::F32,
+        quiet: true,
+        threads: None,
+    })
+    .unwrap();
+    let model = Model::load(&out.llm);
+    for c in CASES {
+        let case = Case::load(c);
+        assert_eq!(model.tokenize(&case.prompt()), case.ids("input_ids.npy"), "{c}");
+    }
+}
+
 /// Full-size check, run by hand after `convert_bench` (see convert/README.md):
 /// `H2OVL_LLM_GGUF=/path/model-Q4_K_M.gguf cargo test --release -p h2ovl-quant-tests --test llm_gguf_llama -- --ignored`
 #[test]
