@@ -20,14 +20,29 @@ pub unsafe fn kernel_6x16(kb: usize, a: *const f32, b: *const f32, c: *mut f32, 
     let mut lo = [_mm256_setzero_ps(); MR];
     let mut hi = [_mm256_setzero_ps(); MR];
     let (mut ap, mut bp) = (a, b);
-    for _ in 0..kb {
-        let b0 = _mm256_loadu_ps(bp);
-        let b1 = _mm256_loadu_ps(bp.add(8));
-        for r in 0..MR {
-            let av = _mm256_broadcast_ss(&*ap.add(r));
-            lo[r] = _mm256_fmadd_ps(av, b0, lo[r]);
-            hi[r] = _mm256_fmadd_ps(av, b1, hi[r]);
-        }
+    // One k step: 2 loads of B, 6 broadcasts of A, 12 FMAs.
+    macro_rules! step {
+        ($o:expr) => {{
+            let b0 = _mm256_loadu_ps(bp.add($o * NR));
+            let b1 = _mm256_loadu_ps(bp.add($o * NR + 8));
+            for r in 0..MR {
+                let av = _mm256_broadcast_ss(&*ap.add($o * MR + r));
+                lo[r] = _mm256_fmadd_ps(av, b0, lo[r]);
+                hi[r] = _mm256_fmadd_ps(av, b1, hi[r]);
+            }
+        }};
+    }
+    // Unrolled by 4 so loop overhead and pointer bumps are amortized.
+    for _ in 0..kb / 4 {
+        step!(0);
+        step!(1);
+        step!(2);
+        step!(3);
+        ap = ap.add(4 * MR);
+        bp = bp.add(4 * NR);
+    }
+    for _ in 0..kb % 4 {
+        step!(0);
         ap = ap.add(MR);
         bp = bp.add(NR);
     }
