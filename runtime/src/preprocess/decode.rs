@@ -12,10 +12,11 @@
 //! - EXIF orientation is **not** applied: the reference (`Image.open` + `convert`) does
 //!   not call `ImageOps.exif_transpose`, so a rotated phone photo is tiled as stored.
 //!
-//! Known differences (documented, not hidden): JPEGs are decoded by `zune-jpeg` (through
-//! the `image` crate), not libjpeg-turbo, so chroma upsampling/IDCT may differ by a few
-//! LSB (measured on the golden JPEG in `tests/preprocess_golden.rs`); CMYK JPEGs use the
-//! decoder's CMYK→RGB rather than Pillow's `cmyk2rgb`.
+//! JPEGs go through libjpeg-turbo's decoder ([`super::jpeg`]), bit-identical to PIL.
+//! Known differences (documented, not hidden): CMYK/YCCK JPEGs use the `image` crate's
+//! decoder and its CMYK→RGB rather than Pillow's `cmyk2rgb`; other formats use the `image`
+//! crate's decoders (lossless formats decode to the same pixels by definition; WebP lossy
+//! and GIF transparency handling were not compared with Pillow).
 
 use std::io::Cursor;
 use std::path::Path;
@@ -50,6 +51,13 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     if format == Some(ImageFormat::Jpeg) && !jpeg_has_end_marker(bytes) {
         // zune-jpeg pads missing data with grey; PIL raises "image file is truncated".
         bail!("corrupt or truncated JPEG image ({w}x{h}): no end-of-image marker after the scan data");
+    }
+    if format == Some(ImageFormat::Jpeg) {
+        match super::jpeg::decode_jpeg(bytes) {
+            Ok(Some(img)) => return Ok(img),
+            Ok(None) => {} // CMYK/YCCK: the image crate's decoder below
+            Err(e) => bail!("corrupt or truncated JPEG image ({w}x{h}): {e}"),
+        }
     }
 
     let mut r = reader()?;

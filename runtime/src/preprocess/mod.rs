@@ -8,6 +8,7 @@
 
 pub mod decode;
 pub mod grid;
+pub mod jpeg;
 pub mod msac;
 pub mod normalize;
 pub mod resize;
