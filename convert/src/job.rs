@@ -25,22 +25,70 @@ pub struct TensorJob {
     pub transform: Transform,
 }
 
+/// f32 elements converted per streamed piece (16 MB): bounds peak memory whatever the tensor size.
+const PIECE_ELEMS: usize = 1 << 22;
+
 impl TensorJob {
-    /// Reads, rearranges and encodes the tensor.
+    /// Reads, rearranges and encodes the whole tensor (small tensors, tests).
     pub fn produce(&self, ck: &Checkpoint) -> Result<Vec<u8>> {
-        let data = ck.load_f32(&self.hf_name)?;
+        let mut out = Vec::new();
+        self.produce_pieces(ck, &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Reads, rearranges and encodes the tensor in row pieces of about [`PIECE_ELEMS`] values,
+    /// handing each encoded piece to `sink` in output order.
+    pub fn produce_pieces(&self, ck: &Checkpoint, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        self.produce_pieces_of(ck, PIECE_ELEMS, sink)
+    }
+
+    fn produce_pieces_of(&self, ck: &Checkpoint, piece_elems: usize, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let ne0 = self.ne[0];
-        let data = match self.transform {
-            Transform::None => data,
-            Transform::RopePermute { heads } => rope_permute(&data, ne0, heads),
-            Transform::Split { index, parts } => {
-                let n = data.len() / parts;
-                data[index * n..(index + 1) * n].to_vec()
-            }
-        };
         let numel: usize = self.ne.iter().product();
-        ensure!(data.len() == numel, "tensor {}: {} values for shape {:?}", self.hf_name, data.len(), self.ne);
-        Ok(quant::quantize(self.ty, &data, ne0))
+        let rows = numel / ne0;
+        let src = ck.require(&self.hf_name)?;
+        ensure!(
+            src.numel() == numel * self.parts(),
+            "tensor {}: {} values for shape {:?}",
+            self.hf_name,
+            src.numel(),
+            self.ne
+        );
+        // Rows per piece; a rope permutation only moves rows within a head, so pieces are whole heads.
+        let group = match self.transform {
+            Transform::RopePermute { heads } => rows / heads,
+            _ => 1,
+        };
+        let per_piece = ((piece_elems / ne0).max(1) / group).max(1) * group;
+        let first_row = match self.transform {
+            Transform::Split { index, .. } => index * rows,
+            _ => 0,
+        };
+        let mut r = 0;
+        while r < rows {
+            let n = per_piece.min(rows - r);
+            let begin = (first_row + r) * ne0;
+            let data = ck.load_f32_range(&self.hf_name, begin, begin + n * ne0)?;
+            let data = match self.transform {
+                // The piece holds n / group whole heads.
+                Transform::RopePermute { .. } => rope_permute(&data, ne0, n / group),
+                _ => data,
+            };
+            sink(&quant::quantize(self.ty, &data, ne0))?;
+            r += n;
+        }
+        Ok(())
+    }
+
+    /// How many output tensors share the source tensor (3 for a split qkv).
+    fn parts(&self) -> usize {
+        match self.transform {
+            Transform::Split { parts, .. } => parts,
+            _ => 1,
+        }
     }
 }
 
@@ -82,6 +130,33 @@ pub fn reversed(shape: &[usize]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Streaming in small pieces gives the same bytes as one piece (permuted q, split qkv, Q8_0).
+    #[test]
+    fn pieces_match_whole_tensor() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../quant-tests/fixtures/golden/checkpoints/tiny");
+        let ck = Checkpoint::open(&dir).unwrap();
+        let jobs = [
+            ("language_model.model.layers.0.self_attn.q_proj.weight", vec![64, 64], Transform::RopePermute { heads: 4 }),
+            ("language_model.model.layers.1.self_attn.k_proj.weight", vec![64, 32], Transform::RopePermute { heads: 2 }),
+            ("vision_model.encoder.layers.0.attn.qkv.weight", vec![64, 64], Transform::Split { index: 2, parts: 3 }),
+            ("language_model.model.embed_tokens.weight", vec![64, 32010], Transform::None),
+        ];
+        for (hf, ne, transform) in jobs {
+            let j = TensorJob { gguf_name: "x".into(), hf_name: hf.into(), ty: GgmlType::Q8_0, ne, transform };
+            let mut whole = Vec::new();
+            j.produce_pieces_of(&ck, usize::MAX / 2, &mut |b| Ok(whole.extend_from_slice(b))).unwrap();
+            let mut pieces = Vec::new();
+            let mut n = 0;
+            j.produce_pieces_of(&ck, 64 * 16, &mut |b| {
+                n += 1;
+                Ok(pieces.extend_from_slice(b))
+            })
+            .unwrap();
+            assert!(n > 1, "{hf}: several pieces");
+            assert_eq!(whole, pieces, "{hf}");
+        }
+    }
 
     #[test]
     fn rope_permute_interleaves_head_halves() {

@@ -126,8 +126,9 @@ fn write_gguf(
     w.write_header()?;
     for j in jobs {
         pb.set_message(j.gguf_name.clone());
-        let bytes = j.produce(ck)?;
-        w.write_tensor_data(&j.gguf_name, &bytes)?;
+        w.begin_tensor(&j.gguf_name)?;
+        j.produce_pieces(ck, &mut |b| w.write_tensor_bytes(b))?;
+        w.end_tensor()?;
         pb.inc(1);
     }
     w.finish()?;

@@ -145,35 +145,49 @@ impl Checkpoint {
     /// Reads the tensor as f32 (bf16/f16 widen exactly) and refuses NaN/Inf, naming the tensor.
     pub fn load_f32(&self, name: &str) -> Result<Vec<f32>> {
         let t = self.require(name)?;
-        let bytes = &self.shards[t.shard].map[t.start..t.end];
-        let mut out = vec![0f32; t.numel()];
+        self.load_f32_range(name, 0, t.numel())
+    }
+
+    /// Elements `[begin, end)` of the tensor (row-major) as f32, refusing NaN/Inf with the element's
+    /// index in the whole tensor; the range's pages are released afterwards.
+    pub fn load_f32_range(&self, name: &str, begin: usize, end: usize) -> Result<Vec<f32>> {
+        let t = self.require(name)?;
+        ensure!(begin <= end && end <= t.numel(), "tensor {name}: element range {begin}..{end} out of bounds");
         let es = t.dtype.size();
+        let (b0, b1) = (t.start + begin * es, t.start + end * es);
+        let bytes = &self.shards[t.shard].map[b0..b1];
+        let mut out = vec![0f32; end - begin];
         out.par_chunks_mut(CHUNK).zip(bytes.par_chunks(CHUNK * es)).for_each(|(o, b)| match t.dtype {
             Dtype::BF16 => o.iter_mut().zip(b.chunks_exact(2)).for_each(|(o, b)| *o = half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
             Dtype::F16 => o.iter_mut().zip(b.chunks_exact(2)).for_each(|(o, b)| *o = half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
             Dtype::F32 => o.iter_mut().zip(b.chunks_exact(4)).for_each(|(o, b)| *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         });
         if let Some(i) = out.par_iter().position_first(|x| !x.is_finite()) {
-            bail!("tensor {name} contains a non-finite value ({}) at element {i}", out[i]);
+            bail!("tensor {name} contains a non-finite value ({}) at element {}", out[i], begin + i);
         }
-        self.release(t);
+        self.release(t.shard, b0, b1);
         Ok(out)
     }
 
     /// Drops the tensor's pages from this process's mapping (they stay in the page cache), so
     /// resident memory does not grow with the checkpoint.
-    fn release(&self, t: &StTensor) {
+    fn release(&self, shard: usize, start: usize, end: usize) {
         #[cfg(unix)]
         {
-            let map = &self.shards[t.shard].map;
+            let map = &self.shards[shard].map;
+            // Whole pages inside the range only: a neighbouring tensor may still be in use.
             let page = 4096;
-            let start = t.start / page * page;
-            let len = t.end - start;
+            let start = start.div_ceil(page) * page;
+            let end = end / page * page;
+            if end <= start {
+                return;
+            }
+            let len = end - start;
             // SAFETY: read-only private file mapping: dropped pages are re-read from the file on access.
             let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len) };
         }
         #[cfg(not(unix))]
-        let _ = t;
+        let _ = (shard, start, end);
     }
 }
 

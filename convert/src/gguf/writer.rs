@@ -31,11 +31,13 @@ pub struct GgufWriter<W: Write> {
     header_written: bool,
     next: usize,
     pos: u64,
+    /// Bytes written so far of the tensor being streamed.
+    open: Option<u64>,
 }
 
 impl<W: Write> GgufWriter<W> {
     pub fn new(out: W) -> Self {
-        Self { out, kv: Vec::new(), tensors: Vec::new(), names: HashSet::new(), header_written: false, next: 0, pos: 0 }
+        Self { out, kv: Vec::new(), tensors: Vec::new(), names: HashSet::new(), header_written: false, next: 0, pos: 0, open: None }
     }
 
     /// Adds one metadata pair; duplicate keys are refused (llama.cpp rejects such files).
@@ -107,12 +109,36 @@ impl<W: Write> GgufWriter<W> {
 
     /// Writes the data of the next announced tensor (must come in announcement order, exact size).
     pub fn write_tensor_data(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        self.begin_tensor(name)?;
+        self.write_tensor_bytes(data)?;
+        self.end_tensor()
+    }
+
+    /// Starts streaming the next announced tensor's data in pieces ([`Self::write_tensor_bytes`],
+    /// then [`Self::end_tensor`]), so a large tensor never has to exist whole in memory.
+    pub fn begin_tensor(&mut self, name: &str) -> Result<()> {
         ensure!(self.header_written, "write_header must come before tensor data");
+        ensure!(self.open.is_none(), "tensor data for {} not finished", self.tensors[self.next].name);
         let Some(t) = self.tensors.get(self.next) else { bail!("tensor {name} was not announced") };
         ensure!(t.name == name, "tensor data out of order: got {name}, expected {}", t.name);
-        let n = t.nbytes();
-        ensure!(data.len() as u64 == n, "tensor {name}: {} data bytes, expected {n}", data.len());
+        self.open = Some(0);
+        Ok(())
+    }
+
+    pub fn write_tensor_bytes(&mut self, data: &[u8]) -> Result<()> {
+        let Some(done) = self.open else { bail!("no tensor started") };
+        let t = &self.tensors[self.next];
+        ensure!(done + data.len() as u64 <= t.nbytes(), "tensor {}: more than {} data bytes", t.name, t.nbytes());
         self.out.write_all(data)?;
+        self.open = Some(done + data.len() as u64);
+        Ok(())
+    }
+
+    pub fn end_tensor(&mut self) -> Result<()> {
+        let Some(done) = self.open.take() else { bail!("no tensor started") };
+        let t = &self.tensors[self.next];
+        let n = t.nbytes();
+        ensure!(done == n, "tensor {}: {done} data bytes, expected {n}", t.name);
         let padded = pad(n, DEFAULT_ALIGNMENT);
         self.out.write_all(&vec![0u8; (padded - n) as usize])?;
         self.pos += padded;
@@ -123,6 +149,7 @@ impl<W: Write> GgufWriter<W> {
     /// Checks every announced tensor was written and returns the sink.
     pub fn finish(mut self) -> Result<W> {
         ensure!(self.header_written, "GGUF header never written");
+        ensure!(self.open.is_none(), "tensor data not finished");
         if let Some(t) = self.tensors.get(self.next) {
             bail!("tensor {} announced but never written", t.name);
         }
