@@ -2,7 +2,7 @@
 //!
 //! Blocked by query rows: each task takes one head and `QB` query rows, computes the `QB×T`
 //! score block with the packed GEMM (`Q Kᵀ`), a vector softmax per row, and `P V` with the same
-//! GEMM — so attention runs at GEMM speed and the score block (QB·T floats ≈ 200 KB) stays in L2.
+//! GEMM — so attention runs at GEMM speed and the score block (QB·T floats ≈ 400 KB) stays in L2.
 //! Tasks (heads × query blocks) are spread over the rayon pool.
 use super::kernels::gemm::{gemm, BMat, Epilogue};
 use super::kernels::{softmax, Isa};
@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 /// Query rows per task (a multiple of the GEMM's MR = 6).
-const QB: usize = 48;
+const QB: usize = 96;
 
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);

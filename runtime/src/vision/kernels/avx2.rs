@@ -15,7 +15,60 @@ use std::arch::x86_64::*;
 /// AVX2+FMA available; pointer contract of `gemm::kernel_scalar`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn kernel_6x16(kb: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
+pub unsafe fn kernel_6x16(
+    kb: usize,
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    accumulate: bool,
+) {
+    if rs == 1 && cs == MR {
+        kernel_packed(kb, a, b, c, ldc, mr, nr, accumulate)
+    } else {
+        match mr {
+            6 => kernel_strided::<6>(kb, a, rs, b, c, ldc, nr, accumulate),
+            5 => kernel_strided::<5>(kb, a, rs, b, c, ldc, nr, accumulate),
+            4 => kernel_strided::<4>(kb, a, rs, b, c, ldc, nr, accumulate),
+            3 => kernel_strided::<3>(kb, a, rs, b, c, ldc, nr, accumulate),
+            2 => kernel_strided::<2>(kb, a, rs, b, c, ldc, nr, accumulate),
+            1 => kernel_strided::<1>(kb, a, rs, b, c, ldc, nr, accumulate),
+            _ => {}
+        }
+    }
+}
+
+/// A in place (`M` rows with stride `lda`, unit stride along k).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn kernel_strided<const M: usize>(kb: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize, nr: usize, accumulate: bool) {
+    let mut lo = [_mm256_setzero_ps(); MR];
+    let mut hi = [_mm256_setzero_ps(); MR];
+    let rows: [*const f32; M] = std::array::from_fn(|r| a.add(r * lda));
+    let mut bp = b;
+    for p in 0..kb {
+        let b0 = _mm256_loadu_ps(bp);
+        let b1 = _mm256_loadu_ps(bp.add(8));
+        for r in 0..M {
+            let av = _mm256_broadcast_ss(&*rows[r].add(p));
+            lo[r] = _mm256_fmadd_ps(av, b0, lo[r]);
+            hi[r] = _mm256_fmadd_ps(av, b1, hi[r]);
+        }
+        bp = bp.add(NR);
+    }
+    store(&lo, &hi, c, ldc, M, nr, accumulate);
+}
+
+/// A packed (`[p][MR]`).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn kernel_packed(kb: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
     const { assert!(MR == 6 && NR == 16) };
     let mut lo = [_mm256_setzero_ps(); MR];
     let mut hi = [_mm256_setzero_ps(); MR];
@@ -46,6 +99,13 @@ pub unsafe fn kernel_6x16(kb: usize, a: *const f32, b: *const f32, c: *mut f32, 
         ap = ap.add(MR);
         bp = bp.add(NR);
     }
+    store(&lo, &hi, c, ldc, mr, nr, accumulate);
+}
+
+/// Writes (or adds) the first `mr` rows, `nr` columns of the register tile to C.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn store(lo: &[__m256; MR], hi: &[__m256; MR], c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
     if nr == NR {
         for r in 0..mr {
             let cp = c.add(r * ldc);

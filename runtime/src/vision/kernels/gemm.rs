@@ -174,10 +174,16 @@ fn pack_b(isa: Isa, b: &BMat, j0: usize, nb: usize, p0: usize, kb: usize, dst: &
         let jq = j0 + q * NR;
         if let BMat::F32Kn { data, ld, .. } = b {
             // Already k-major: each k step is a contiguous run of columns.
-            for p in 0..kb {
-                let src = &data[(p0 + p) * ld + jq..(p0 + p) * ld + jq + cols];
-                panel[p * NR..p * NR + cols].copy_from_slice(src);
-                panel[p * NR + cols..(p + 1) * NR].fill(0.0);
+            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                let off = (p0 + p) * ld + jq;
+                if cols == NR {
+                    // Fixed-size copy: inlined vector moves instead of a memmove call per k step.
+                    let src: &[f32; NR] = data[off..off + NR].try_into().unwrap();
+                    dst.copy_from_slice(src);
+                } else {
+                    dst[..cols].copy_from_slice(&data[off..off + cols]);
+                    dst[cols..].fill(0.0);
+                }
             }
             continue;
         }
@@ -218,24 +224,36 @@ fn transpose_panel(isa: Isa, rows: &[f32], kb: usize, panel: &mut [f32]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Microkernels. Contract (all ISAs): A is a packed MR-row strip, element (r, p) at `a[p*MR + r]`
-// (rows ≥ mr zero-padded), B a packed panel, element (p, j) at `b[p*NR + j]`;
+// Microkernels. Contract (all ISAs): A element (r, p) at `a[r*rs + p*cs]` — a packed MR-row strip
+// (rs = 1, cs = MR, rows ≥ mr zero-padded) or A in place (rs = lda, cs = 1, only r < mr read);
+// B a packed panel, element (p, j) at `b[p*NR + j]`;
 // C[r][j] (+)= Σ_p A(r,p)·B(p,j) for r < mr ≤ MR, j < nr ≤ NR; `accumulate` = false overwrites C.
 
 /// The scalar microkernel (the reference twin).
 ///
 /// # Safety
-/// `a` valid for `kb*MR` reads, `b` for `kb*NR` reads, `c` for `mr` rows of `nr` writes with
-/// stride `ldc`.
+/// `a` valid for the reads of rows `r < mr` (packed: `kb*MR`), `b` for `kb*NR` reads, `c` for `mr`
+/// rows of `nr` writes with stride `ldc`.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn kernel_scalar(kb: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
+pub unsafe fn kernel_scalar(
+    kb: usize,
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    accumulate: bool,
+) {
     let mut t = [[0f32; NR]; MR];
     for p in 0..kb {
-        let ap = std::slice::from_raw_parts(a.add(p * MR), MR);
         let bp = std::slice::from_raw_parts(b.add(p * NR), NR);
-        for r in 0..MR {
+        for r in 0..mr {
+            let av = *a.add(r * rs + p * cs);
             for j in 0..NR {
-                t[r][j] += ap[r] * bp[j];
+                t[r][j] += av * bp[j];
             }
         }
     }
@@ -269,7 +287,7 @@ fn pack_a(a: &[f32], lda: usize, i0: usize, i1: usize, p0: usize, kb: usize, dst
     }
 }
 
-type KernelFn = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, usize, bool);
+type KernelFn = unsafe fn(usize, *const f32, usize, usize, *const f32, *mut f32, usize, usize, usize, bool);
 
 fn kernel_for(isa: Isa) -> KernelFn {
     match isa {
@@ -289,12 +307,14 @@ unsafe impl Send for CPtr {}
 unsafe impl Sync for CPtr {}
 
 thread_local! {
-    /// (packed B block, NR dequantized rows, packed A sub-block) per worker thread.
-    static PACK: RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    /// (packed B block, NR dequantized rows) per worker thread.
+    static PACK: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Rows of A swept per packed B block inside a task (A sub-block ≈ 200 KB stays in L2).
 const MC_INNER: usize = MC;
+/// Pack A only when a task has at least this many B panels to reuse it over.
+const PACK_A_MIN_PANELS: usize = 8;
 
 /// `C[i, j] = Σ_p A[i*lda + p] · B(j, p)` for i < m, j < b.n(), then the epilogue.
 /// `parallel` splits the tiles over the current rayon pool; otherwise runs on this thread
@@ -321,40 +341,102 @@ pub fn gemm(
     if let Epilogue::Bias(bias) | Epilogue::BiasGelu(bias) = epi {
         assert_eq!(bias.len(), n, "gemm: bias length");
     }
-    // Split N first (each task packs its B block once for all its rows); split M only as far as
-    // needed to give every thread two tasks.
-    let tiles_n = n.div_ceil(NC);
-    let threads = if parallel { rayon::current_num_threads() } else { 1 };
-    let row_splits = if parallel { (2 * threads).div_ceil(tiles_n).max(1) } else { 1 };
-    let mc = m.div_ceil(row_splits).div_ceil(MR) * MR;
-    let tiles_m = m.div_ceil(mc);
-    let cp = CPtr(c.as_mut_ptr());
-    let run = |t: usize| {
-        let (ti, tj) = (t / tiles_n, t % tiles_n);
-        let (i0, j0) = (ti * mc, tj * NC);
-        let (mb, nb) = (mc.min(m - i0), NC.min(n - j0));
-        PACK.with(|buf| {
-            let (pack, rows, apack) = &mut *buf.borrow_mut();
-            pack.resize(KC * NC, 0.0);
-            rows.resize(KC * NR, 0.0);
-            apack.resize(KC * MC_INNER, 0.0);
-            // SAFETY: this task touches only rows i0..i0+mb, columns j0..j0+nb of C.
-            unsafe { tile(isa, a, lda, b, cp, ldc, i0, mb, j0, nb, k, pack, rows, apack, epi) };
-        });
+    // Packing A pays off only when each strip is reused by many B panels (not for the narrow
+    // `P V` product of attention, N = head_dim). A is packed once, before the tiles, and shared.
+    let packed = NC.min(n).div_ceil(NR) >= PACK_A_MIN_PANELS;
+    let strips = m.div_ceil(MR);
+    let alen = if packed { strips * MR * k } else { 0 };
+    with_apack(alen, |apack| {
+        if packed {
+            pack_a_all(a, lda, m, k, apack, parallel);
+        }
+        let apack: &[f32] = apack;
+        // Split N first (each task packs its B block once for all its rows); split M only as far
+        // as needed to give every thread two tasks.
+        let tiles_n = n.div_ceil(NC);
+        let threads = if parallel { rayon::current_num_threads() } else { 1 };
+        let row_splits = if parallel { (2 * threads).div_ceil(tiles_n).max(1) } else { 1 };
+        let mc = m.div_ceil(row_splits).div_ceil(MR) * MR;
+        let tiles_m = m.div_ceil(mc);
+        let cp = CPtr(c.as_mut_ptr());
+        let run = |t: usize| {
+            let (ti, tj) = (t / tiles_n, t % tiles_n);
+            let (i0, j0) = (ti * mc, tj * NC);
+            let (mb, nb) = (mc.min(m - i0), NC.min(n - j0));
+            PACK.with(|buf| {
+                let (pack, rows) = &mut *buf.borrow_mut();
+                pack.resize(KC * NC, 0.0);
+                rows.resize(KC * NR, 0.0);
+                let a_op = if packed { AOperand::Packed { data: apack, mpad: strips * MR } } else { AOperand::InPlace { data: a, lda } };
+                // SAFETY: this task touches only rows i0..i0+mb, columns j0..j0+nb of C.
+                unsafe { tile(isa, a_op, b, cp, ldc, i0, mb, j0, nb, k, pack, rows, epi) };
+            });
+        };
+        let tasks = tiles_m * tiles_n;
+        if parallel && tasks > 1 {
+            (0..tasks).into_par_iter().for_each(run);
+        } else {
+            (0..tasks).for_each(run);
+        }
+    });
+}
+
+/// How the microkernel reads A.
+#[derive(Clone, Copy)]
+enum AOperand<'a> {
+    /// Packed by [`pack_a_all`]: k-block `p0` starts at `p0·mpad`, strip s at `+ s·kb·MR`.
+    Packed { data: &'a [f32], mpad: usize },
+    InPlace { data: &'a [f32], lda: usize },
+}
+
+/// Runs `f` on a scratch buffer of `len` floats (the calling thread's cached one when free).
+fn with_apack<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    thread_local! {
+        static APACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    }
+    APACK.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < len {
+                v.resize(len, 0.0);
+            }
+            f(&mut v[..len])
+        }
+        Err(_) => f(&mut vec![0f32; len]),
+    })
+}
+
+/// Packs all of A (m × k) into `[k-block][strip][kb][MR]` (see [`AOperand::Packed`]).
+fn pack_a_all(a: &[f32], lda: usize, m: usize, k: usize, dst: &mut [f32], parallel: bool) {
+    let mpad = m.div_ceil(MR) * MR;
+    // One job per k-block: contiguous, disjoint destination regions.
+    let blocks: Vec<(usize, &mut [f32])> = {
+        let mut v = Vec::new();
+        let mut rest = dst;
+        let mut p0 = 0;
+        while p0 < k {
+            let kb = KC.min(k - p0);
+            let (head, tail) = rest.split_at_mut(mpad * kb);
+            v.push((p0, head));
+            rest = tail;
+            p0 += kb;
+        }
+        v
     };
-    let tasks = tiles_m * tiles_n;
-    if parallel && tasks > 1 {
-        (0..tasks).into_par_iter().for_each(run);
+    let job = |(p0, d): (usize, &mut [f32])| {
+        let kb = KC.min(k - p0);
+        pack_a(a, lda, 0, m, p0, kb, d);
+    };
+    if parallel && blocks.len() > 1 {
+        blocks.into_par_iter().for_each(job);
     } else {
-        (0..tasks).for_each(run);
+        blocks.into_iter().for_each(job);
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile(
     isa: Isa,
-    a: &[f32],
-    lda: usize,
+    a: AOperand,
     b: &BMat,
     c: CPtr,
     ldc: usize,
@@ -365,7 +447,6 @@ unsafe fn tile(
     k: usize,
     pack: &mut [f32],
     rows: &mut [f32],
-    apack: &mut [f32],
     epi: Epilogue,
 ) {
     let kern = kernel_for(isa);
@@ -379,15 +460,21 @@ unsafe fn tile(
         // A sub-block stream past it from L2.
         for ic in (i0..i0 + mb).step_by(MC_INNER) {
             let ie = (ic + MC_INNER).min(i0 + mb);
-            pack_a(a, lda, ic, ie, p0, kb, apack);
             for q in 0..panels {
                 let nr = NR.min(nb - q * NR);
                 let bp = pack.as_ptr().add(q * kb * NR);
                 let mut i = ic;
                 while i < ie {
                     let mr = MR.min(ie - i);
-                    let ap = apack.as_ptr().add((i - ic) * kb);
-                    kern(kb, ap, bp, c.0.add(i * ldc + j0 + q * NR), ldc, mr, nr, acc);
+                    let cptr = c.0.add(i * ldc + j0 + q * NR);
+                    match a {
+                        AOperand::Packed { data, mpad } => {
+                            // i is a multiple of MR (i0 and MC_INNER are).
+                            let ap = data.as_ptr().add(p0 * mpad + (i / MR) * kb * MR);
+                            kern(kb, ap, 1, MR, bp, cptr, ldc, mr, nr, acc)
+                        }
+                        AOperand::InPlace { data, lda } => kern(kb, data.as_ptr().add(i * lda + p0), lda, 1, bp, cptr, ldc, mr, nr, acc),
+                    }
                     i += mr;
                 }
             }

@@ -8,7 +8,36 @@ use std::arch::aarch64::*;
 /// NEON available; pointer contract of `gemm::kernel_scalar` (A and B packed).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
-pub unsafe fn kernel_6x16(kb: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
+pub unsafe fn kernel_6x16(
+    kb: usize,
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    accumulate: bool,
+) {
+    if !(rs == 1 && cs == MR) {
+        // A in place (attention's narrow P·V): rare enough to use the scalar twin's loop shape
+        // with NEON FMAs per row.
+        let mut acc = [[vdupq_n_f32(0.0); 4]; MR];
+        let mut bp = b;
+        for p in 0..kb {
+            let bv = [vld1q_f32(bp), vld1q_f32(bp.add(4)), vld1q_f32(bp.add(8)), vld1q_f32(bp.add(12))];
+            for r in 0..mr {
+                let av = *a.add(r * rs + p * cs);
+                for q in 0..4 {
+                    acc[r][q] = vfmaq_n_f32(acc[r][q], bv[q], av);
+                }
+            }
+            bp = bp.add(NR);
+        }
+        store(&acc, c, ldc, mr, nr, accumulate);
+        return;
+    }
     const { assert!(MR == 6 && NR == 16) };
     let mut acc = [[vdupq_n_f32(0.0); 4]; MR];
     let (mut ap, mut bp) = (a, b);
@@ -27,6 +56,12 @@ pub unsafe fn kernel_6x16(kb: usize, a: *const f32, b: *const f32, c: *mut f32, 
         ap = ap.add(MR);
         bp = bp.add(NR);
     }
+    store(&acc, c, ldc, mr, nr, accumulate);
+}
+
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn store(acc: &[[float32x4_t; 4]; MR], c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
     let mut t = [0f32; NR];
     for r in 0..mr {
         for q in 0..4 {
