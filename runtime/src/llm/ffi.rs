@@ -94,6 +94,12 @@ impl Model {
         unsafe { sys::llama_model_n_embd_inp(self.ptr.as_ptr()) as usize }
     }
 
+    /// The raw vocabulary, for llama.cpp samplers built elsewhere (the JSON grammar in
+    /// `crate::json`). Valid while this model lives.
+    pub fn vocab_ptr(&self) -> *const sys::llama_vocab {
+        self.vocab.as_ptr()
+    }
+
     /// Number of logits per position.
     pub fn n_vocab(&self) -> usize {
         // SAFETY: valid vocab pointer.

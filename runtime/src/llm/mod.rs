@@ -8,6 +8,24 @@
 //! - [`images`]: image inputs, content keys, the [`ImageEncoder`] seam.
 //! - [`vision_encoder`]: the encoder over `preprocess` + `vision`.
 //! - [`session`]: [`Pipeline`]: load once, `chat` / `chat_stream` with history and KV reuse.
+//!
+//! ```no_run
+//! use h2ovl_runtime::llm::{GenerationConfig, History, ImageInput, Pipeline, PipelineOptions};
+//! # fn main() -> anyhow::Result<()> {
+//! let mut pipe = Pipeline::load(
+//!     "gguf/h2ovl-mississippi-2b-Q4_K_M.gguf".as_ref(),
+//!     Some("gguf/mmproj-h2ovl-mississippi-2b-Q8_0.gguf".as_ref()),
+//!     PipelineOptions::default(),
+//! )?;
+//! let cfg = GenerationConfig::default(); // greedy, up to 1024 tokens, stops at <|end|>
+//! let img = [ImageInput::Path("receipt.jpg".into())];
+//! let (answer, history) = pipe.chat(&img, "Extract the total and the date.", &cfg, &History::new())?;
+//! println!("{answer}");
+//! // Second turn: only the new tokens are decoded; the image is not encoded again.
+//! let out = pipe.chat_stream(&[], "And the shop name?", &cfg, &history, &mut |piece| print!("{piece}"))?;
+//! eprintln!("{:.1} tok/s", out.timings.decode_tok_s());
+//! # Ok(()) }
+//! ```
 pub mod decode;
 pub mod detok;
 pub mod ffi;

@@ -26,6 +26,12 @@ pub struct GenerationConfig {
     /// Stop at `<|end|>` (32009) or `</s>` (2). The parity tests turn this off to generate a
     /// fixed number of tokens.
     pub stop_at_eos: bool,
+    /// Output grammar (JSON mode, see `crate::json`): each step's logits are masked by it and
+    /// generation ends when the JSON value is complete.
+    pub constraint: Option<crate::json::Constraint>,
+    /// Set from any thread to stop before the next token (a server's client went away, or a
+    /// stop string was seen).
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Debug/verification taps (`--dump-logits`, parity tests).
     pub probe: Probe,
 }
@@ -54,6 +60,8 @@ impl Default for GenerationConfig {
             repeat_last_n: 64,
             seed: 0,
             stop_at_eos: true,
+            constraint: None,
+            cancel: None,
             probe: Probe::default(),
         }
     }

@@ -96,6 +96,8 @@ pub enum StopReason {
     EndOfAnswer,
     /// `max_new_tokens` reached.
     Length,
+    /// [`GenerationConfig::cancel`] was set.
+    Cancelled,
 }
 
 /// Wall-clock split of one turn.
@@ -218,7 +220,14 @@ impl Pipeline {
         self.model.tokenize(text, true)
     }
 
-    /// One turn: `(answer, history + this turn)`.
+    /// One turn: `(answer, history + this turn)`, like the reference `model.chat(...)`.
+    ///
+    /// `images` are the images attached in *this* turn; those of earlier turns travel in
+    /// `history`. A question without `<image>` gets `<image>\n` (one image) or
+    /// `Image-1: <image>\n…` (several) prepended. The reference does that on the first turn
+    /// only; here a later turn that attaches images gets it too, or they would have no place.
+    /// MSAC applies when the whole conversation has exactly one image (as the reference, which
+    /// re-tiles every image of the conversation on each call).
     pub fn chat(
         &mut self,
         images: &[ImageInput],
@@ -370,6 +379,7 @@ impl Pipeline {
         // 6. Generate.
         let t = Instant::now();
         let mut sampler = Sampler::new(cfg);
+        let mut grammar = cfg.constraint.as_ref().map(|c| crate::json::GrammarMask::new(&self.model, c)).transpose()?;
         let mut stepper = Stepper::default();
         let mut context_ids: Vec<Token> = prompt.ids.clone();
         let mut logits = pre.last;
@@ -381,11 +391,21 @@ impl Pipeline {
             if cfg.probe.step_logits {
                 step_logits.push(logits.clone());
             }
-            let sampled = sampler.sample(&logits, &context_ids);
+            if cfg.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+                stop = StopReason::Cancelled;
+                break;
+            }
+            let sampled = match &mut grammar {
+                Some(g) => g.sample(&mut sampler, &mut logits, &context_ids, cfg.temperature <= 0.0)?,
+                None => sampler.sample(&logits, &context_ids),
+            };
             let tok = cfg.probe.forced.get(step).copied().unwrap_or(sampled);
-            if cfg.stop_at_eos && is_stop(tok) {
+            if (cfg.stop_at_eos && is_stop(tok)) || grammar.as_ref().is_some_and(|g| g.is_eog(tok)) {
                 stop = StopReason::EndOfAnswer;
                 break;
+            }
+            if let Some(g) = &mut grammar {
+                g.accept(tok)?;
             }
             tokens.push(tok);
             context_ids.push(tok);
