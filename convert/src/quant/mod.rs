@@ -17,6 +17,8 @@
 //!
 //! This module holds the type table and the parallel (rayon) dispatch over rows.
 
+#![allow(clippy::manual_is_multiple_of)] // `x % n == 0`: workspace rust-version 1.85 predates is_multiple_of
+
 pub mod f16;
 pub mod k_quants;
 pub mod k_quants_lanes;

@@ -90,7 +90,7 @@ mod tests {
         let mut y = [0u8; BLOCK_BYTES];
         quantize_row(&x, &mut y);
         assert_eq!(u16::from_le_bytes([y[0], y[1]]), 0x3C00, "d = +1.0");
-        assert_eq!(y[2], 0x00 | (15 << 4));
+        assert_eq!(y[2], 15 << 4, "element 0 -> nibble 0, element 16 -> 15");
         assert_eq!(y[3], 11 | (8 << 4));
         let mut back = [0f32; QK];
         dequantize_row(&y, &mut back);

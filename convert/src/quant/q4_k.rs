@@ -87,7 +87,10 @@ fn search_lanes(x: &[f32], l: &mut [u8; QK]) -> ([f32; 8], [f32; 8]) {
     res
 }
 
-fn quantize_block(x: &[f32], y: &mut [u8], search: fn(&[f32], &mut [u8; QK]) -> ([f32; 8], [f32; 8])) {
+/// Step 1 of the quantizer: fills the first-guess quants, returns (scales, mins) per sub-block.
+type SubBlockSearch = fn(&[f32], &mut [u8; QK]) -> ([f32; 8], [f32; 8]);
+
+fn quantize_block(x: &[f32], y: &mut [u8], search: SubBlockSearch) {
     let mut l = [0u8; QK];
 
     // 1. Per sub-block (scale, min) search, weighting each value by rms(sub-block) + |x|.

@@ -5,7 +5,8 @@ use llama_cpp_sys_2 as sys;
 
 /// ggml's own quantizer (`ggml_quantize_chunk`, no imatrix → the `_ref` row functions).
 pub fn quantize(ty: GgmlType, src: &[f32], ne0: usize) -> Vec<u8> {
-    assert!(ne0 > 0 && src.len() % ne0 == 0);
+    assert!(ne0 > 0);
+    assert_eq!(src.len() % ne0, 0, "whole rows only");
     let nrows = src.len() / ne0;
     let row = unsafe { sys::ggml_row_size(ty as sys::ggml_type, ne0 as i64) };
     let mut dst = vec![0u8; row * nrows];
