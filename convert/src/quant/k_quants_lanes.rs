@@ -372,17 +372,21 @@ mod tests {
     }
 
     /// Sub-block generators covering the branches: mixed signs, all positive (min clamps to 0),
-    /// constant (flat), zeros, tiny (below GROUP_MAX_EPS), one spike.
+    /// constant (flat), zeros, tiny (below GROUP_MAX_EPS), one spike, subnormals, and the
+    /// non-finite inputs (inf, NaN) whose compares must behave like C's.
     fn sub_block(kind: usize, n: usize, seed: &mut u64) -> Vec<f32> {
         let s = 10f32.powi((kind % 7) as i32 - 4);
         (0..n)
-            .map(|i| match kind % 6 {
+            .map(|i| match kind % 9 {
                 0 => lcg(seed) * s,
                 1 => (lcg(seed) + 0.5) * s,
-                2 => 0.37 * s,
+                2 => -0.37 * s,
                 3 => 0.0,
                 4 => lcg(seed) * 1e-16,
-                _ => if i == 3 { s } else { lcg(seed) * s * 1e-3 },
+                5 => if i == 3 { s } else { lcg(seed) * s * 1e-3 },
+                6 => lcg(seed) * 1e-39,
+                7 => if i % 5 == 1 { f32::INFINITY } else { lcg(seed) * s },
+                _ => if i % 7 == 2 { f32::NAN } else { lcg(seed) * s },
             })
             .collect()
     }
