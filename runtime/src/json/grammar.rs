@@ -1,0 +1,119 @@
+//! llama.cpp's grammar sampler (`llama_sampler_init_grammar`) as a logit mask.
+//!
+//! Sampling itself stays in [`crate::llm::sampling`]; the grammar only says which tokens may come
+//! next (it sets the others' logits to -inf) and advances when a token is chosen. llama.cpp
+//! aborts the process if a token the grammar rejects is accepted, so [`GrammarMask::accept`]
+//! checks first and returns an error instead.
+use std::ffi::CString;
+use std::ptr::NonNull;
+
+use anyhow::{bail, Context as _, Result};
+use llama_cpp_sys_2 as sys;
+
+use crate::llm::ffi::{Model, Token};
+use crate::llm::sampling::Sampler;
+
+use super::Constraint;
+
+/// A live grammar state for one generation.
+pub struct GrammarMask {
+    smpl: NonNull<sys::llama_sampler>,
+    vocab: *const sys::llama_vocab,
+    n_vocab: usize,
+    buf: Vec<sys::llama_token_data>,
+}
+
+// SAFETY: the sampler is owned exclusively by this value and only used through `&mut self`;
+// the vocab pointer is read-only and outlives it (the caller keeps the Model alive).
+unsafe impl Send for GrammarMask {}
+
+impl GrammarMask {
+    /// Compile `c` for `model`'s vocabulary. A grammar llama.cpp cannot parse is an error.
+    pub fn new(model: &Model, c: &Constraint) -> Result<GrammarMask> {
+        let g = CString::new(c.gbnf.as_str()).context("the grammar contains a NUL byte")?;
+        let root = CString::new(c.root.as_str()).context("the grammar root contains a NUL byte")?;
+        let vocab = model.vocab_ptr();
+        // SAFETY: both strings are NUL-terminated and live across the call; `vocab` is valid
+        // while `model` lives. Returns null when the grammar does not parse.
+        let raw = unsafe { sys::llama_sampler_init_grammar(vocab, g.as_ptr(), root.as_ptr()) };
+        let smpl = NonNull::new(raw).context("llama.cpp could not parse the generated JSON grammar (run with --verbose to see why)")?;
+        Ok(GrammarMask { smpl, vocab, n_vocab: model.n_vocab(), buf: Vec::new() })
+    }
+
+    fn apply(&mut self) {
+        let mut arr = sys::llama_token_data_array { data: self.buf.as_mut_ptr(), size: self.buf.len(), selected: -1, sorted: false };
+        // SAFETY: `arr` points into `self.buf`, valid for `size` entries during the call; the
+        // sampler only rewrites logits in place.
+        unsafe { sys::llama_sampler_apply(self.smpl.as_ptr(), &mut arr) };
+    }
+
+    /// Whether the grammar allows `tok` next.
+    pub fn allows(&mut self, tok: Token) -> bool {
+        // llama.cpp looks the piece up with a bounds-checked `at()` that throws across FFI.
+        if tok < 0 || tok as usize >= self.n_vocab {
+            return false;
+        }
+        self.buf.clear();
+        self.buf.push(sys::llama_token_data { id: tok, logit: 0.0, p: 0.0 });
+        self.apply();
+        self.buf[0].logit.is_finite()
+    }
+
+    /// Set the logits of every token the grammar forbids to -inf. Errors when nothing is left.
+    pub fn mask(&mut self, logits: &mut [f32]) -> Result<()> {
+        if logits.len() > self.n_vocab {
+            bail!("{} logits for a vocabulary of {}", logits.len(), self.n_vocab);
+        }
+        self.buf.clear();
+        self.buf.extend(logits.iter().enumerate().map(|(i, &l)| sys::llama_token_data { id: i as Token, logit: l, p: 0.0 }));
+        self.apply();
+        let mut any = false;
+        for (l, d) in logits.iter_mut().zip(&self.buf) {
+            *l = d.logit;
+            any |= d.logit > f32::NEG_INFINITY;
+        }
+        if !any {
+            bail!("the JSON grammar allows no token at this point (vocabulary cannot express it)");
+        }
+        Ok(())
+    }
+
+    /// Choose the next token among those the grammar allows. `greedy`: try the unconstrained
+    /// choice first and mask the whole vocabulary only if the grammar rejects it (same result as
+    /// masking first, since masking never reorders the allowed tokens; far cheaper). Otherwise
+    /// mask first so the draw is from the constrained distribution.
+    pub fn sample(&mut self, sampler: &mut Sampler, logits: &mut [f32], recent: &[Token], greedy: bool) -> Result<Token> {
+        if greedy {
+            let t = sampler.sample(logits, recent);
+            if self.allows(t) {
+                return Ok(t);
+            }
+        }
+        self.mask(logits)?;
+        Ok(sampler.sample(logits, recent))
+    }
+
+    /// Advance the grammar past `tok` (which must be allowed).
+    pub fn accept(&mut self, tok: Token) -> Result<()> {
+        if !self.allows(tok) {
+            bail!("token {tok} does not follow the JSON grammar");
+        }
+        // SAFETY: valid sampler; `tok` was just checked to be accepted, so llama.cpp will not abort.
+        unsafe { sys::llama_sampler_accept(self.smpl.as_ptr(), tok) };
+        Ok(())
+    }
+
+    /// Whether `tok` is an end-of-generation token of the vocabulary (the only tokens the
+    /// grammar allows once the JSON value is complete).
+    pub fn is_eog(&self, tok: Token) -> bool {
+        // SAFETY: valid vocab pointer; llama.cpp answers from a set lookup (any id is fine).
+        tok >= 0 && unsafe { sys::llama_vocab_is_eog(self.vocab, tok) }
+    }
+}
+
+impl Drop for GrammarMask {
+    fn drop(&mut self) {
+        // SAFETY: created by llama_sampler_init_grammar and freed exactly once.
+        unsafe { sys::llama_sampler_free(self.smpl.as_ptr()) };
+    }
+}

@@ -1,0 +1,63 @@
+//! Structured output: constrain generation to JSON.
+//!
+//! - [`gbnf`]: JSON Schema → GBNF grammar (bounded strings/arrays so the value always closes).
+//! - [`template`]: a JSON template from the prompt (the model card's prompt guide) → schema.
+//! - [`grammar`]: llama.cpp's grammar sampler as a logit mask over our own sampler.
+//! - [`ordered`]: a JSON value that keeps key order (schemas and templates fix the output order).
+//!
+//! A [`Constraint`] goes into [`crate::llm::GenerationConfig::constraint`]; the pipeline masks
+//! each step's logits with it and stops when the JSON value is complete.
+pub mod gbnf;
+pub mod grammar;
+pub mod ordered;
+pub mod template;
+
+use anyhow::{Context as _, Result};
+
+pub use gbnf::{Limits, SchemaError};
+pub use grammar::GrammarMask;
+pub use ordered::OValue;
+
+/// A compiled-to-text grammar the output must follow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Constraint {
+    /// GBNF text (llama.cpp grammar format).
+    pub gbnf: String,
+    /// Name of the start rule.
+    pub root: String,
+}
+
+impl Constraint {
+    fn from_gbnf(gbnf: String) -> Constraint {
+        Constraint { gbnf, root: "root".to_string() }
+    }
+
+    /// Any JSON object (`--json`, OpenAI `response_format: {"type": "json_object"}`).
+    pub fn any_object(limits: &Limits) -> Constraint {
+        Self::from_gbnf(gbnf::any_object_grammar(limits))
+    }
+
+    /// Instances of a JSON Schema given as text.
+    pub fn from_schema_text(schema: &str, limits: &Limits) -> Result<Constraint> {
+        let v = OValue::parse(schema).context("the JSON schema is not valid JSON")?;
+        Self::from_schema(&v, limits)
+    }
+
+    /// Instances of a JSON Schema.
+    pub fn from_schema(schema: &OValue, limits: &Limits) -> Result<Constraint> {
+        Ok(Self::from_gbnf(gbnf::schema_grammar(schema, limits)?))
+    }
+
+    /// Exactly the shape of a JSON template (see [`template`]).
+    pub fn from_template(t: &OValue, limits: &Limits) -> Result<Constraint> {
+        Self::from_schema(&template::template_schema(t)?, limits)
+    }
+
+    /// The template embedded in `prompt`; an error when the prompt has none.
+    pub fn from_prompt_template(prompt: &str, limits: &Limits) -> Result<Constraint> {
+        let (t, _) = template::find_template(prompt).context(
+            "--json-template: the prompt contains no JSON template (e.g. {\"name\": \"\", \"date_of_birth\": \"\"})",
+        )?;
+        Self::from_template(&t, limits)
+    }
+}
