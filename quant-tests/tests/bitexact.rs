@@ -110,6 +110,32 @@ fn overflowing_and_non_finite_rows_match_ggml() {
     }
 }
 
+/// Model row widths (vision 1024; LLM 1536 for 0.8B, 2560 and 6912 = down_proj's input for 2B,
+/// see the model spec) over several rayon tasks, so the row-chunked parallel split is checked
+/// against ggml too.
+#[test]
+fn model_shaped_matrices_match_ggml() {
+    let mut rng = rows::Rng::new(0x5A9E);
+    for (ty, ne0) in [
+        (GgmlType::Q8_0, 1024),
+        (GgmlType::Q4_0, 2560),
+        (GgmlType::Q5_0, 1536),
+        (GgmlType::F16, 1024),
+        (GgmlType::Q4_K, 1536),
+        (GgmlType::Q6_K, 6912),
+    ] {
+        let nrows = 3 * (1 << 16) / ne0 + 5;
+        let src: Vec<f32> = (0..nrows * ne0)
+            .map(|_| quant::f16::bf16_to_fp32(quant::f16::fp32_to_bf16((rng.normal() * 0.03) as f32)))
+            .collect();
+        let ours = quant::quantize(ty, &src, ne0);
+        let theirs = ggml::quantize(ty, &src, ne0);
+        let first = ours.iter().zip(&theirs).position(|(a, b)| a != b);
+        assert!(first.is_none(), "{ty} {nrows}x{ne0}: first differing byte {first:?}");
+        println!("{ty}: {nrows}x{ne0} matrix, {} bytes identical", ours.len());
+    }
+}
+
 /// Every 4099th f32 bit pattern (≈1.05M values over the whole range, NaN and inf included) through
 /// the f16 and bf16 conversions.
 #[test]
