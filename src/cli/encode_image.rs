@@ -60,6 +60,7 @@ pub fn run(a: EncodeImageArgs) -> Result<()> {
     }
     let emb = model.encode(&pixels, n, a.threads)?;
     npy::write_f32(&a.out, &[n * vc.tokens_per_tile(), vc.projection_dim], &emb)?;
-    println!("{}", serde_json::json!({ "grid": [tiling.grid.0, tiling.grid.1], "tiles": n, "msac": tiling.msac }));
+    // Key order as documented (serde_json's map would sort the keys).
+    println!(r#"{{"grid":[{},{}],"tiles":{n},"msac":{}}}"#, tiling.grid.0, tiling.grid.1, tiling.msac);
     Ok(())
 }
