@@ -229,7 +229,20 @@ fn f32_with_own_vision(name: &str) -> Result<()> {
     let (pos, _) = reference_prompt_logits(&c)?;
     let out = run_case_with(&c, &mut pipe, &own_inputs(&c)?, pos)?;
     assert_eq!(out.image_tiles, c.tiles, "{}: tiles per image", c.name);
-    check_f32(&c, &out, "own vision F32")
+    check_f32(&c, &out, "own vision F32")?;
+    if c.dir.join("decoded_rgb_img1.npy").exists() {
+        // Measured, not asserted (README: JPEG tiles are exact only with libjpeg-turbo): the
+        // same case with our own JPEG decoder.
+        let mut pipe = Pipeline::load(&conv.llm, Some(&conv.vision), opts())?;
+        let out = run_case(&c, &mut pipe, Vec::new())?;
+        let (_, gen) = npy::read_i64(&c.dir.join("gen_ids.npy"))?;
+        let (shape, gl) = npy::read_f32(&c.dir.join("gen_logits.npy"))?;
+        let v = shape[1];
+        let same = out.tokens.iter().zip(&gen).filter(|(&a, &b)| a as i64 == b).count();
+        let worst = out.step_logits.iter().enumerate().map(|(k, r)| max_abs_diff(r, &gl[k * v..(k + 1) * v])).fold(0.0, f32::max);
+        println!("{} [own vision F32, JPEG decoded by us]: {same}/{N_GEN} ids equal, max|Δlogit| {worst:.2e}", c.name);
+    }
+    Ok(())
 }
 
 #[test]
