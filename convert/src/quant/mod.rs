@@ -5,15 +5,23 @@
 //! parity tests — do not depend on which tool converted the checkpoint.
 //!
 //! Layout: one module per block type (`q8_0`, `q4_0`, `q5_0`, `q4_k`, `q6_k`), the shared K-quant
-//! search routines in [`k_quants`], and the float conversions in [`f16`]. Each type module exposes
-//! `QK` (elements per block), `BLOCK_BYTES`, `quantize_row(&[f32], &mut [u8])` and
-//! `dequantize_row(&[u8], &mut [f32])` working on any whole number of blocks.
+//! search routines in [`k_quants`] with their lane-parallel (SIMD) twins in [`k_quants_lanes`],
+//! and the float conversions in [`f16`]. Each type module exposes `QK` (elements per block),
+//! `BLOCK_BYTES`, `quantize_row(&[f32], &mut [u8])` and `dequantize_row(&[u8], &mut [f32])`
+//! working on any whole number of blocks; `q4_k`/`q6_k` also keep `quantize_row_scalar`, the
+//! one-sub-block-at-a-time reference the fast path is tested against.
 //!
 //! Exactness rules shared by every port (ggml-base is compiled with `-march=x86-64`, no FMA):
 //! plain f32 `*` then `+`, the C evaluation order of every expression and sum, f16 stored with
-//! ggml's round-to-nearest-even conversion, `roundf` (ties away) for Q8_0 and `nearest_int`
-//! (ties to even, via the 1.5·2^23 trick) for the K-quants. Tests in
+//! ggml's round-to-nearest-even conversion, `roundf` (ties away) for Q8_0, `nearest_int`
+//! (ties to even, via the 1.5·2^23 trick) for the K-quants, and C's float→int8 conversion as
+//! x86-64 executes it (only visible on degenerate blocks). Tests in
 //! `quant-tests/tests/bitexact.rs` compare every byte with ggml's own `ggml_quantize_chunk`.
+//!
+//! Target: ggml as built for x86-64, which is what the tests compare against. GCC on aarch64
+//! (`-std=gnu11`, fp-contract=fast) may fuse any `a*b + c` in ggml-quants.c into an FMA — Q4_0's
+//! `x·id + 8.5` (llama.cpp PR #8939) and the K-quant sums alike — so an aarch64 ggml can differ
+//! from x86 ggml, and from us, on a few values. That case has not been compared.
 //!
 //! This module holds the type table and the parallel (rayon) dispatch over rows.
 
