@@ -135,6 +135,16 @@ pub struct RunArgs {
     /// Write the logits of every generated step ([steps, vocab], f32 .npy) here.
     #[arg(long = "dump-logits")]
     pub dump_logits: Option<PathBuf>,
+    /// Constrain the answer to a valid JSON object (grammar-guided sampling).
+    #[arg(long)]
+    pub json: bool,
+    /// Constrain the answer to instances of this JSON Schema file.
+    #[arg(long = "json-schema")]
+    pub json_schema: Option<PathBuf>,
+    /// Constrain the answer to exactly the shape of the JSON template in the prompt
+    /// (e.g. `{"name": "", "date_of_birth": ""}`, as in the model card's prompt guide).
+    #[arg(long = "json-template")]
+    pub json_template: bool,
 }
 
 /// Expand `\n`, `\t`, `\"`, `\\` in a command-line prompt (llama.cpp's `--escape` default).
@@ -189,6 +199,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let mut pipe = a.model.load()?;
     let images: Vec<ImageInput> = a.images.iter().map(|p| ImageInput::Path(p.clone())).collect();
     let prompt = unescape(&a.prompt);
+    cfg.constraint = h2ovl_runtime::json::from_cli_flags(a.json, a.json_schema.as_deref(), a.json_template, &prompt)?;
     let json = a.output == OutputFormat::Json;
     let stdout = std::io::stdout();
     let out = pipe.chat_stream(&images, &prompt, &cfg, &History::new(), &mut |piece| {
@@ -219,6 +230,9 @@ pub fn run(a: RunArgs) -> Result<()> {
         println!("{v}");
     } else {
         println!();
+    }
+    if cfg.constraint.is_some() && out.stop == h2ovl_runtime::llm::StopReason::Length {
+        anyhow::bail!("the JSON answer was cut off at {} tokens (raise -n/--max-new-tokens)", cfg.max_new_tokens);
     }
     if let Some(path) = &a.dump_logits {
         let n_vocab = pipe.model().n_vocab();

@@ -61,3 +61,24 @@ impl Constraint {
         Self::from_template(&t, limits)
     }
 }
+
+/// The constraint asked for by the CLI flags `--json`, `--json-schema FILE`, `--json-template`
+/// (at most one), with the default [`Limits`]. `prompt` is searched for the template.
+pub fn from_cli_flags(json: bool, schema_file: Option<&std::path::Path>, template: bool, prompt: &str) -> Result<Option<Constraint>> {
+    let n = json as usize + schema_file.is_some() as usize + template as usize;
+    if n > 1 {
+        anyhow::bail!("use only one of --json, --json-schema, --json-template");
+    }
+    let limits = Limits::default();
+    if json {
+        return Ok(Some(Constraint::any_object(&limits)));
+    }
+    if let Some(f) = schema_file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading the JSON schema {}", f.display()))?;
+        return Constraint::from_schema_text(&text, &limits).with_context(|| format!("JSON schema {}", f.display())).map(Some);
+    }
+    if template {
+        return Constraint::from_prompt_template(prompt, &limits).map(Some);
+    }
+    Ok(None)
+}
