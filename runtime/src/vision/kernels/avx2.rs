@@ -243,7 +243,8 @@ pub unsafe fn softmax_row(row: &mut [f32], scale: f32) {
     }
 }
 
-/// 8-lane erf (twin: `gelu::erf_scalar`): both branches computed, blended by |x|.
+/// 8-lane erf (twin: `gelu::erf_scalar`): both branches computed, blended by |x|; the erfc
+/// interval's coefficients are selected per lane with `vpermps` (no gathers).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn erf8(x: __m256) -> __m256 {
@@ -265,11 +266,11 @@ unsafe fn erf8(x: __m256) -> __m256 {
     let idx = _mm256_cvttps_epi32(fi);
     let centre = _mm256_add_ps(_mm256_set1_ps(1.25), _mm256_mul_ps(_mm256_set1_ps(0.5), _mm256_cvtepi32_ps(idx)));
     let ub = _mm256_mul_ps(_mm256_sub_ps(ax, centre), _mm256_set1_ps(4.0));
-    let base = _mm256_mullo_epi32(idx, _mm256_set1_epi32(NCOEF as i32));
-    let mut q = _mm256_i32gather_ps::<4>(t.big.as_ptr(), _mm256_add_epi32(base, _mm256_set1_epi32((NCOEF - 1) as i32)));
+    const { assert!(NINT <= 8) };
+    let coef = |k: usize| _mm256_permutevar8x32_ps(_mm256_loadu_ps(t.big_t[k].as_ptr()), idx);
+    let mut q = coef(NCOEF - 1);
     for k in (0..NCOEF - 1).rev() {
-        let ck = _mm256_i32gather_ps::<4>(t.big.as_ptr(), _mm256_add_epi32(base, _mm256_set1_epi32(k as i32)));
-        q = _mm256_add_ps(_mm256_mul_ps(q, ub), ck);
+        q = _mm256_add_ps(_mm256_mul_ps(q, ub), coef(k));
     }
     let big = _mm256_or_ps(_mm256_sub_ps(one, q), xs);
     let sat = _mm256_or_ps(one, xs);
@@ -355,33 +356,7 @@ pub unsafe fn transpose_panel(rows: &[f32], kb: usize, panel: &mut [f32]) {
         let s = rows.as_ptr().add(half * 8 * KC);
         let mut p = 0;
         while p < kb8 {
-            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(s.add(i * KC + p)));
-            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-            let cols = [
-                _mm256_permute2f128_ps::<0x20>(u0, u4),
-                _mm256_permute2f128_ps::<0x20>(u1, u5),
-                _mm256_permute2f128_ps::<0x20>(u2, u6),
-                _mm256_permute2f128_ps::<0x20>(u3, u7),
-                _mm256_permute2f128_ps::<0x31>(u0, u4),
-                _mm256_permute2f128_ps::<0x31>(u1, u5),
-                _mm256_permute2f128_ps::<0x31>(u2, u6),
-                _mm256_permute2f128_ps::<0x31>(u3, u7),
-            ];
+            let cols = transpose8(std::array::from_fn(|i| _mm256_loadu_ps(s.add(i * KC + p))));
             for (i, c) in cols.iter().enumerate() {
                 _mm256_storeu_ps(dst.add((p + i) * NR + half * 8), *c);
             }
@@ -391,6 +366,83 @@ pub unsafe fn transpose_panel(rows: &[f32], kb: usize, panel: &mut [f32]) {
             for j in 0..8 {
                 *dst.add(p * NR + half * 8 + j) = *s.add(j * KC + p);
             }
+        }
+    }
+}
+
+/// 8×8 transpose of rows `r` (returns the columns).
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ]
+}
+
+/// Packs one full MR-row strip of A (twin: the inner loop of `gemm::pack_a`):
+/// `strip[p*MR + r] = a[r*lda + p]` for r < 6, p < kb. Each group of 8 k values is transposed in
+/// registers and written as 8 overlapping 8-wide stores (each keeps its first 6 lanes); the store
+/// that would run past `strip` (the very last) is done lane by lane.
+///
+/// # Safety
+/// AVX2 available; `a` holds 6 rows of `kb` values at stride `lda`; `strip.len() == kb * MR`.
+#[target_feature(enable = "avx2")]
+pub unsafe fn pack_a_strip(a: &[f32], lda: usize, kb: usize, strip: &mut [f32]) {
+    assert!(MR == 6 && strip.len() == kb * MR && a.len() >= 5 * lda + kb);
+    let kb8 = kb / 8 * 8;
+    let src = a.as_ptr();
+    let dst = strip.as_mut_ptr();
+    let zero = _mm256_setzero_ps();
+    let mut p = 0;
+    while p < kb8 {
+        let cols = transpose8([
+            _mm256_loadu_ps(src.add(p)),
+            _mm256_loadu_ps(src.add(lda + p)),
+            _mm256_loadu_ps(src.add(2 * lda + p)),
+            _mm256_loadu_ps(src.add(3 * lda + p)),
+            _mm256_loadu_ps(src.add(4 * lda + p)),
+            _mm256_loadu_ps(src.add(5 * lda + p)),
+            zero,
+            zero,
+        ]);
+        for (t, c) in cols.iter().enumerate() {
+            let off = (p + t) * MR;
+            if off + 8 <= strip.len() {
+                _mm256_storeu_ps(dst.add(off), *c);
+            } else {
+                let mut tmp = [0f32; 8];
+                _mm256_storeu_ps(tmp.as_mut_ptr(), *c);
+                strip[off..off + MR].copy_from_slice(&tmp[..MR]);
+            }
+        }
+        p += 8;
+    }
+    for p in kb8..kb {
+        for r in 0..MR {
+            strip[p * MR + r] = a[r * lda + p];
         }
     }
 }

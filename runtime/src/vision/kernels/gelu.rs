@@ -5,7 +5,8 @@
 //! `erf` in f32 with < 1e-7 absolute error everywhere, built to vectorize without branches:
 //! - |x| < 1: `erf(x) = x · P(2x² − 1)` (P: Chebyshev fit of `erf(√s)/√s` on s ∈ [0, 1]);
 //! - 1 ≤ |x| < 4: `erf(x) = ±(1 − Q_i(u))`, Q_i a fit of `erfc` on one of six intervals of width
-//!   0.5, u ∈ [−1, 1] the position inside it (SIMD code gathers the interval's coefficients);
+//!   0.5, u ∈ [−1, 1] the position inside it (SIMD code picks each lane's interval coefficients
+//!   with an in-register permute);
 //! - |x| ≥ 4: ±1 (erfc(4) ≈ 1.5e-8 is below half an ulp of 1).
 //!
 //! The coefficients are fitted once at first use (Chebyshev interpolation in f64 of an f64 erf
@@ -24,6 +25,9 @@ pub struct ErfTable {
     pub small: [f32; NCOEF],
     /// Q_i for interval i = [1 + i/2, 1.5 + i/2), in u = 4(|x| − centre_i); row-major [NINT][NCOEF].
     pub big: [f32; NINT * NCOEF],
+    /// The same, transposed and padded to 8 lanes: `big_t[k][i]` = coefficient k of Q_i, so a SIMD
+    /// version picks each lane's coefficient with one in-register permute instead of a gather.
+    pub big_t: [[f32; 8]; NCOEF],
 }
 
 /// f64 erf by its Maclaurin series: abs error < 1e-9 for |x| ≤ 4 (terms peak near 1e6).
@@ -97,7 +101,13 @@ pub fn table() -> &'static ErfTable {
             let q = to32(cheb_fit(|u| 1.0 - erf_f64(centre + 0.25 * u)));
             big[i * NCOEF..(i + 1) * NCOEF].copy_from_slice(&q);
         }
-        ErfTable { small, big }
+        let mut big_t = [[0f32; 8]; NCOEF];
+        for (k, row) in big_t.iter_mut().enumerate() {
+            for i in 0..NINT {
+                row[i] = big[i * NCOEF + k];
+            }
+        }
+        ErfTable { small, big, big_t }
     })
 }
 

@@ -267,10 +267,18 @@ pub unsafe fn kernel_scalar(
 
 /// Packs rows `i0..i1` (≤ MC), depth `p0..p0+kb` of A into MR-row strips (`[strip][p][MR]`),
 /// zero-padding the last strip, so the microkernel reads A as one contiguous stream.
-fn pack_a(a: &[f32], lda: usize, i0: usize, i1: usize, p0: usize, kb: usize, dst: &mut [f32]) {
+fn pack_a(isa: Isa, a: &[f32], lda: usize, i0: usize, i1: usize, p0: usize, kb: usize, dst: &mut [f32]) {
     let strips = (i1 - i0).div_ceil(MR);
     for s in 0..strips {
         let strip = &mut dst[s * kb * MR..(s + 1) * kb * MR];
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx2 && i0 + (s + 1) * MR <= i1 {
+            let first = (i0 + s * MR) * lda + p0;
+            // SAFETY: AVX2 detected; 6 full rows of kb values start at `first`.
+            unsafe { super::avx2::pack_a_strip(&a[first..], lda, kb, strip) };
+            continue;
+        }
+        let _ = isa;
         for r in 0..MR {
             let i = i0 + s * MR + r;
             if i < i1 {
@@ -348,7 +356,7 @@ pub fn gemm(
     let alen = if packed { strips * MR * k } else { 0 };
     with_apack(alen, |apack| {
         if packed {
-            pack_a_all(a, lda, m, k, apack, parallel);
+            pack_a_all(isa, a, lda, m, k, apack, parallel);
         }
         let apack: &[f32] = apack;
         // Split N first (each task packs its B block once for all its rows); split M only as far
@@ -406,7 +414,7 @@ fn with_apack<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 }
 
 /// Packs all of A (m × k) into `[k-block][strip][kb][MR]` (see [`AOperand::Packed`]).
-fn pack_a_all(a: &[f32], lda: usize, m: usize, k: usize, dst: &mut [f32], parallel: bool) {
+fn pack_a_all(isa: Isa, a: &[f32], lda: usize, m: usize, k: usize, dst: &mut [f32], parallel: bool) {
     let mpad = m.div_ceil(MR) * MR;
     // One job per k-block: contiguous, disjoint destination regions.
     let blocks: Vec<(usize, &mut [f32])> = {
@@ -424,7 +432,7 @@ fn pack_a_all(a: &[f32], lda: usize, m: usize, k: usize, dst: &mut [f32], parall
     };
     let job = |(p0, d): (usize, &mut [f32])| {
         let kb = KC.min(k - p0);
-        pack_a(a, lda, 0, m, p0, kb, d);
+        pack_a(isa, a, lda, 0, m, p0, kb, d);
     };
     if parallel && blocks.len() > 1 {
         blocks.into_par_iter().for_each(job);
@@ -686,6 +694,27 @@ mod dequant_tests {
                     assert_eq!(got, want[p0..p0 + len], "{isa:?} {wt:?} p0 {p0}");
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod pack_a_tests {
+    use super::*;
+
+    #[test]
+    fn simd_pack_a_equals_scalar() {
+        let Some(isa) = crate::vision::kernels::simd_isa() else {
+            eprintln!("no SIMD ISA on this host: only the scalar A packing is tested");
+            return;
+        };
+        for (m, k, lda) in [(1usize, 1usize, 1usize), (6, 8, 9), (13, 37, 40), (25, 256, 260)] {
+            let a: Vec<f32> = (0..m * lda).map(|i| i as f32 * 0.5).collect();
+            let len = m.div_ceil(MR) * MR * k;
+            let (mut x, mut y) = (vec![-1f32; len], vec![-2f32; len]);
+            pack_a(Isa::Scalar, &a, lda, 0, m, 0, k, &mut x);
+            pack_a(isa, &a, lda, 0, m, 0, k, &mut y);
+            assert_eq!(x, y, "m {m} k {k}");
         }
     }
 }
