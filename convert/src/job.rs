@@ -145,12 +145,17 @@ mod tests {
         for (hf, ne, transform) in jobs {
             let j = TensorJob { gguf_name: "x".into(), hf_name: hf.into(), ty: GgmlType::Q8_0, ne, transform };
             let mut whole = Vec::new();
-            j.produce_pieces_of(&ck, usize::MAX / 2, &mut |b| Ok(whole.extend_from_slice(b))).unwrap();
+            j.produce_pieces_of(&ck, usize::MAX / 2, &mut |b| {
+                whole.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
             let mut pieces = Vec::new();
             let mut n = 0;
             j.produce_pieces_of(&ck, 64 * 16, &mut |b| {
                 n += 1;
-                Ok(pieces.extend_from_slice(b))
+                pieces.extend_from_slice(b);
+                Ok(())
             })
             .unwrap();
             assert!(n > 1, "{hf}: several pieces");

@@ -1,5 +1,5 @@
 //! The vision GGUF ("mmproj", llama.cpp `clip` naming, projector type `internvl`): InternViT tower
-//! + the `mlp1` projector, fused qkv split into q/k/v, CLS position row kept first (HF order), plus
+//! and the `mlp1` projector, fused qkv split into q/k/v, CLS position row kept first (HF order), plus
 //! our own `h2ovl.*` keys so the runtime needs nothing but the two GGUF files.
 use crate::config::H2ovlConfig;
 use crate::gguf::{GgufValue, GgufWriter};
@@ -27,7 +27,8 @@ pub fn plan(cfg: &H2ovlConfig, ck: &Checkpoint, q: VisionQuant) -> Result<Vec<Te
     let proj_in = d * s * s;
     let h = cfg.llm_config.hidden_size;
     // (hf name, expected hf shape, gguf name, output numpy shape, transform)
-    let mut want: Vec<(String, Vec<usize>, String, Vec<usize>, Transform)> = Vec::new();
+    type Want = (String, Vec<usize>, String, Vec<usize>, Transform);
+    let mut want: Vec<Want> = Vec::new();
     let mut add = |hf: String, hf_shape: Vec<usize>, gg: String, shape: Vec<usize>, tr: Transform| {
         want.push((hf, hf_shape, gg, shape, tr));
     };
