@@ -316,6 +316,35 @@ fn bench_resize_and_tile_4000x3000() {
     }
 }
 
+/// Opt-in cross-check of decoding against Pillow: set `H2OVL_PIL_DECODE_XCHECK` to a
+/// directory of images, each `NAME` beside `NAME.rgb` = the raw bytes of
+/// `numpy.array(Image.open(NAME).convert("RGB"))`. Reports every format that differs.
+#[test]
+fn pil_decode_crosscheck_if_available() {
+    let Some(dir) = std::env::var_os("H2OVL_PIL_DECODE_XCHECK") else { return };
+    let (mut n, mut bad) = (0, Vec::new());
+    for entry in std::fs::read_dir(PathBuf::from(dir)).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "rgb") {
+            continue;
+        }
+        let want = std::fs::read(p.with_file_name(format!("{}.rgb", p.file_name().unwrap().to_string_lossy()))).unwrap();
+        n += 1;
+        match load_image(&p, preprocess::PIL_MAX_PIXELS) {
+            Err(e) => bad.push(format!("{}: {e:#}", p.display())),
+            Ok(img) if img.as_raw().len() != want.len() => bad.push(format!("{}: size differs", p.display())),
+            Ok(img) => {
+                let (max, d) = u8_diff(img.as_raw(), &want);
+                if d != 0 {
+                    bad.push(format!("{}: {d} bytes differ (max {max})", p.display()));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{} of {n} decodes differ from Pillow:\n{}", bad.len(), bad.join("\n"));
+    eprintln!("PIL decode cross-check: {n} files identical");
+}
+
 /// Opt-in cross-check of the emulated CPython set order: set `H2OVL_PY_SET_ORDER` to a JSON
 /// file `{"min,max": [[i, j], ...]}` written by CPython with the reference's expression
 /// `sorted(set(...), key=lambda x: x[0] * x[1])`. Skipped when unset.

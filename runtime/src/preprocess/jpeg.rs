@@ -5,31 +5,33 @@
 //! Measured: identical to Pillow 13 on the golden JPEG and on 4:2:0 / 4:2:2 / 4:4:4 /
 //! progressive / greyscale test files, where `zune-jpeg` differs by up to 4 LSB.
 //!
-//! CMYK/YCCK JPEGs are left to the caller (the `image` crate path): PIL's CMYK handling
-//! (inverted Adobe CMYK, then `cmyk2rgb`) is not reproduced here.
+//! CMYK/YCCK JPEGs follow PIL too: libjpeg output in CMYK, every byte inverted (PIL's
+//! `CMYK;I` rawmode, "assume adobe conventions", applied to every 4-channel JPEG), then
+//! Pillow's `cmyk2rgb`: `nk = 255 − K; R = clip8(nk − muldiv255(C, nk))` etc.
 
 use anyhow::{anyhow, Result};
 use image::RgbImage;
 use mozjpeg::{ColorSpace, Decompress};
 
-/// Decode a JPEG to RGB like `Image.open(f).convert("RGB")`. `Ok(None)` for CMYK/YCCK
-/// files (caller falls back). The caller has already checked the pixel limit.
+/// Decode a JPEG to RGB like `Image.open(f).convert("RGB")`. The caller has already
+/// checked the pixel limit. (`Option` kept for colour spaces we might not handle: `None`
+/// means "use another decoder"; currently every libjpeg colour space is handled.)
 pub fn decode_jpeg(bytes: &[u8]) -> Result<Option<RgbImage>> {
     // libjpeg errors unwind out of C as Rust panics (no panic hook runs); the crate turns
     // most into `io::Error`, and catch_unwind covers any that escape.
     let run = || -> std::io::Result<Option<RgbImage>> {
         let d = Decompress::new_mem(bytes)?;
-        if matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK) {
-            return Ok(None);
-        }
-        let mut started = d.rgb()?;
+        let cmyk = matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
+        let mut started = if cmyk { d.to_colorspace(ColorSpace::JCS_CMYK)? } else { d.rgb()? };
         let (w, h) = (started.width() as u32, started.height() as u32);
         let data: Vec<u8> = started.read_scanlines()?;
         started.finish()?;
-        if data.len() != w as usize * h as usize * 3 {
+        let channels = if cmyk { 4 } else { 3 };
+        if data.len() != w as usize * h as usize * channels {
             return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "image data ended early"));
         }
-        Ok(RgbImage::from_raw(w, h, data))
+        let rgb = if cmyk { data.chunks_exact(4).flat_map(inverted_cmyk_to_rgb).collect() } else { data };
+        Ok(RgbImage::from_raw(w, h, rgb))
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(Ok(img)) => Ok(img),
@@ -45,9 +47,30 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<Option<RgbImage>> {
     }
 }
 
+/// PIL: unpack `CMYK;I` (invert), then `cmyk2rgb` with its rounded `MULDIV255`.
+fn inverted_cmyk_to_rgb(raw: &[u8]) -> [u8; 3] {
+    let muldiv255 = |a: i32, b: i32| {
+        let t = a * b + 128;
+        ((t >> 8) + t) >> 8
+    };
+    let [c, m, y, k] = [0, 1, 2, 3].map(|i| 255 - raw[i] as i32);
+    let nk = 255 - k;
+    [c, m, y].map(|v| (nk - muldiv255(v, nk)).clamp(0, 255) as u8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Inverted storage: raw 255 = no ink. No ink is white, full K is black, full C is cyan.
+    #[test]
+    fn cmyk_conversion_follows_pillow() {
+        assert_eq!(inverted_cmyk_to_rgb(&[255, 255, 255, 255]), [255, 255, 255]);
+        assert_eq!(inverted_cmyk_to_rgb(&[255, 255, 255, 0]), [0, 0, 0]);
+        assert_eq!(inverted_cmyk_to_rgb(&[0, 255, 255, 255]), [0, 255, 255]);
+        // 50% K and 50% C: nk = 128, R = 128 - round(127·128/255) = 64
+        assert_eq!(inverted_cmyk_to_rgb(&[128, 255, 255, 128]), [64, 128, 128]);
+    }
 
     #[test]
     fn grey_jpeg_is_replicated_and_garbage_is_an_error() {
