@@ -193,3 +193,30 @@ fn file_names_follow_llama_cpp_labels() {
     assert_eq!(a, "h2ovl-mississippi-2b-Q4_K_M.gguf");
     assert_eq!(b, "mmproj-h2ovl-mississippi-2b-Q8_0.gguf");
 }
+
+#[test]
+fn output_is_identical_whatever_the_thread_count() {
+    let ck = golden_ckpt("tiny-2b");
+    let out = tempfile::tempdir().unwrap();
+    let a = convert(&ck, &out.path().join("a"), LlmQuant::Q4KM, VisionQuant::Q8_0).unwrap();
+    let b = h2ovl_convert::convert(&h2ovl_convert::ConvertOptions {
+        input: ck.clone(),
+        outdir: out.path().join("b"),
+        quant: LlmQuant::Q4KM,
+        vision_quant: VisionQuant::Q8_0,
+        quiet: true,
+        threads: Some(1),
+    })
+    .unwrap();
+    assert_eq!(std::fs::read(&a.llm).unwrap(), std::fs::read(&b.llm).unwrap());
+    assert_eq!(std::fs::read(&a.vision).unwrap(), std::fs::read(&b.vision).unwrap());
+    assert!(h2ovl_convert::convert(&h2ovl_convert::ConvertOptions {
+        input: ck,
+        outdir: out.path().join("c"),
+        quant: LlmQuant::F32,
+        vision_quant: VisionQuant::F32,
+        quiet: true,
+        threads: Some(0),
+    })
+    .is_err());
+}
