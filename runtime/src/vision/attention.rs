@@ -31,6 +31,7 @@ thread_local! {
 
 /// `o = softmax(q kᵀ / √hd) v` per head; q, k, v, o are `[t, d]` row-major, head h = columns
 /// `h·hd..(h+1)·hd`.
+#[allow(clippy::too_many_arguments)]
 pub fn attention(isa: Isa, q: &[f32], k: &[f32], v: &[f32], o: &mut [f32], t: usize, d: usize, heads: usize) {
     assert!(q.len() == t * d && k.len() == t * d && v.len() == t * d && o.len() == t * d);
     let hd = d / heads;

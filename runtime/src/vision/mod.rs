@@ -6,6 +6,9 @@
 //!
 //! Weights stay F32/F16/Q8_0 in the map and are dequantized inside the GEMM's packing step;
 //! activations are always f32 (ViT activations have outliers that int8 would clip).
+// `x % n == 0`: the workspace rust-version (1.85) predates `is_multiple_of`.
+#![allow(clippy::manual_is_multiple_of)]
+
 pub mod attention;
 pub mod config;
 pub mod kernels;

@@ -165,6 +165,7 @@ fn dequant(isa: Isa, ty: WType, row: &[u8], p0: usize, out: &mut [f32]) {
 /// Packs columns `j0..j0+nb` and depth `p0..p0+kb` of B into `ceil(nb/NR)` panels of `kb×NR`
 /// (panel-major, then k, then the NR columns), zero-padding the last panel. `rows` is scratch for
 /// NR dequantized rows of KC values, transposed into the panel with the ISA's 8×8 transpose.
+#[allow(clippy::too_many_arguments)]
 fn pack_b(isa: Isa, b: &BMat, j0: usize, nb: usize, p0: usize, kb: usize, dst: &mut [f32], rows: &mut [f32]) {
     let panels = nb.div_ceil(NR);
     let dst = &mut dst[..panels * kb * NR];
@@ -234,7 +235,7 @@ fn transpose_panel(isa: Isa, rows: &[f32], kb: usize, panel: &mut [f32]) {
 /// # Safety
 /// `a` valid for the reads of rows `r < mr` (packed: `kb*MR`), `b` for `kb*NR` reads, `c` for `mr`
 /// rows of `nr` writes with stride `ldc`.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 pub unsafe fn kernel_scalar(
     kb: usize,
     a: *const f32,
@@ -267,6 +268,7 @@ pub unsafe fn kernel_scalar(
 
 /// Packs rows `i0..i1` (≤ MC), depth `p0..p0+kb` of A into MR-row strips (`[strip][p][MR]`),
 /// zero-padding the last strip, so the microkernel reads A as one contiguous stream.
+#[allow(clippy::too_many_arguments)]
 fn pack_a(isa: Isa, a: &[f32], lda: usize, i0: usize, i1: usize, p0: usize, kb: usize, dst: &mut [f32]) {
     let strips = (i1 - i0).div_ceil(MR);
     for s in 0..strips {

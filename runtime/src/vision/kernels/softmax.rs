@@ -8,7 +8,7 @@ use super::Isa;
 
 pub(crate) const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split so that n·LN2_HI is exact for |n| < 2^9.
-pub(crate) const LN2_HI: f32 = 0.693_359_375;
+pub(crate) const LN2_HI: f32 = 0.693_359_4; // = 0.693359375 exactly in f32
 pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
 pub(crate) const EXP_LO: f32 = -87.3;
 pub(crate) const EXP_HI: f32 = 88.0;
