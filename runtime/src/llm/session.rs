@@ -152,6 +152,9 @@ pub struct ChatOutput {
     pub history: History,
 }
 
+/// Image embeddings kept beyond the current conversation (2b: ~18 MB per 7-tile image).
+const MAX_CACHED_IMAGES: usize = 32;
+
 struct CachedImage {
     n_tiles: usize,
     rows: Vec<f32>,
@@ -428,6 +431,11 @@ impl Pipeline {
         }
         timings.decode_s = t.elapsed().as_secs_f64();
         timings.decode_tokens = tokens.len();
+
+        // Bound the embedding cache: past a few dozen images keep only this conversation's.
+        if self.cache.len() > MAX_CACHED_IMAGES {
+            self.cache.retain(|k, _| keys.iter().any(|(key, _)| key == k));
+        }
 
         let answer = stream.text().trim_end().to_string();
         let mut new_history = history.clone();
