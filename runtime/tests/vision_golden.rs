@@ -185,3 +185,19 @@ fn missing_or_misshaped_tensor_is_named() {
     let err = format!("{:#}", VisionModel::load(&p).err().expect("wrong shape must fail"));
     assert!(err.contains("v.blk.0.attn_q.weight") && err.contains("shape"), "{err}");
 }
+
+/// The thread count only changes how GEMM tiles are distributed, never the arithmetic of an
+/// element: 1, 2 and 3 threads give bit-identical embeddings.
+#[test]
+fn thread_count_does_not_change_results() {
+    let m = VisionModel::load(&mmproj("tiny", VisionQuant::Q8_0)).unwrap();
+    let cfg = m.config().clone();
+    let (pixels, n) = tiles("tiny_multi_640x480_448x448", cfg.image_mean, cfg.image_std);
+    let tl = 3 * cfg.image_size * cfg.image_size;
+    let px = &pixels[6 * tl..]; // thumbnail of image 1 + the 448x448 image: 2 tiles
+    assert_eq!(n, 8);
+    let one = m.encode(px, 2, 1).unwrap();
+    for t in [2, 3] {
+        assert!(one == m.encode(px, 2, t).unwrap(), "{t} threads differ from 1");
+    }
+}
