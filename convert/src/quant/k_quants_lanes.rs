@@ -26,6 +26,17 @@ pub const QX_LANES: usize = 16;
 type V8 = [f32; QKX2_LANES];
 type V16 = [f32; QX_LANES];
 
+/// The one dispatch point: AVX2 when the CPU has it, unless `H2OVL_QUANT_ISA=portable` (read
+/// once) pins the portable build — handy when bisecting a parity problem; bytes never change.
+#[cfg(target_arch = "x86_64")]
+fn use_avx2() -> bool {
+    static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX2.get_or_init(|| {
+        let pinned = std::env::var("H2OVL_QUANT_ISA").is_ok_and(|v| v.eq_ignore_ascii_case("portable"));
+        !pinned && std::is_x86_feature_detected!("avx2")
+    })
+}
+
 /// `nearest_int` on a lane, as f32 (the value is an integer; callers clamp it).
 #[inline(always)]
 fn nearest_int_i(f: f32) -> i32 {
@@ -38,8 +49,8 @@ fn nearest_int_i(f: f32) -> i32 {
 pub fn make_qkx2_quants_q4k(x: &[V8; 32], w: &[V8; 32], l: &mut [[u8; QKX2_LANES]; 32]) -> (V8, V8) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if use_avx2() {
+            // SAFETY: use_avx2() only returns true when the CPU supports AVX2.
             return unsafe { qkx2_avx2(x, w, l) };
         }
     }
@@ -267,8 +278,8 @@ fn qkx2_body(x: &[V8; 32], w: &[V8; 32], l: &mut [[u8; QKX2_LANES]; 32]) -> (V8,
 pub fn make_qx_quants_q6k(x: &[V16; 16], l: &mut [[i8; QX_LANES]; 16]) -> V16 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
+        if use_avx2() {
+            // SAFETY: use_avx2() only returns true when the CPU supports AVX2.
             return unsafe { qx_avx2(x, l) };
         }
     }
