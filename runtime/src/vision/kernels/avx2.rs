@@ -136,7 +136,7 @@ unsafe fn store(lo: &[__m256; MR], hi: &[__m256; MR], c: *mut f32, ldc: usize, m
     }
 }
 
-/// F16 row segment to f32 (twin: `gemm::dequant_f16_scalar`).
+/// F16 row segment to f32 (twin: `pack::dequant_f16_scalar`).
 ///
 /// # Safety
 /// F16C available.
@@ -150,10 +150,10 @@ pub unsafe fn dequant_f16(row: &[u8], p0: usize, out: &mut [f32]) {
         _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
         i += 8;
     }
-    super::gemm::dequant_f16_scalar(&src[2 * n8..], 0, &mut out[n8..]);
+    super::pack::dequant_f16_scalar(&src[2 * n8..], 0, &mut out[n8..]);
 }
 
-/// Q8_0 row segment to f32 (twin: `gemm::dequant_q8_0_scalar`); p0, out.len() multiples of 32.
+/// Q8_0 row segment to f32 (twin: `pack::dequant_q8_0_scalar`); p0, out.len() multiples of 32.
 ///
 /// # Safety
 /// AVX2+F16C available.
@@ -348,7 +348,7 @@ pub unsafe fn layernorm_row(x: &[f32], y: &mut [f32], w: &[f32], b: &[f32], eps:
     }
 }
 
-/// Panel transpose for GEMM packing (twin: `gemm::transpose_panel_scalar`):
+/// Panel transpose for GEMM packing (twin: `pack::transpose_panel_scalar`):
 /// `panel[p*16 + j] = rows[j*KC + p]` for j < 16, p < kb, by 8×8 register transposes.
 ///
 /// # Safety
@@ -408,7 +408,7 @@ unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     ]
 }
 
-/// Packs one full MR-row strip of A (twin: the inner loop of `gemm::pack_a`):
+/// Packs one full MR-row strip of A (twin: the inner loop of `pack::pack_a`):
 /// `strip[p*MR + r] = a[r*lda + p]` for r < 6, p < kb. Each group of 8 k values is transposed in
 /// registers and written as 8 overlapping 8-wide stores (each keeps its first 6 lanes); the store
 /// that would run past `strip` (the very last) is done lane by lane.

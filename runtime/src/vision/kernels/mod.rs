@@ -1,4 +1,5 @@
-//! Compute kernels of the vision encoder: blocked GEMM over f32/F16/Q8_0 weights, LayerNorm,
+//! Compute kernels of the vision encoder: blocked GEMM ([`gemm`], with its operand packing and
+//! in-kernel F16/Q8_0 dequantization in [`pack`]), LayerNorm,
 //! softmax (with a vector `exp`), exact-erf GELU.
 //!
 //! Every kernel has a plain-Rust scalar twin (the reference, and the fallback on CPUs without
@@ -8,6 +9,7 @@
 pub mod gelu;
 pub mod gemm;
 pub mod layernorm;
+pub mod pack;
 pub mod softmax;
 
 #[cfg(target_arch = "x86_64")]
