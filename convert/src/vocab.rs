@@ -284,6 +284,20 @@ pub fn load_vocab(dir: &Path) -> Result<Vocab> {
         Some(Value::String(s)) => Some(s.clone()),
         _ => None,
     };
+    // generation_config.json's stop ids must exist (llama.cpp stops on eos and on `</s>`/`<|end|>`
+    // by name, which covers H2OVL's [2, 32009]).
+    let gen_path = dir.join("generation_config.json");
+    if let Some(g) = read_json(&gen_path)? {
+        let ids: Vec<&Value> = match g.get("eos_token_id") {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(v) => vec![v],
+            None => Vec::new(),
+        };
+        for id in ids {
+            let i = id.as_u64().ok_or_else(|| anyhow!("{}: eos_token_id {id} is not an id", gen_path.display()))?;
+            ensure!((i as usize) < tokens.len(), "{}: eos_token_id {i} is outside the vocab ({})", gen_path.display(), tokens.len());
+        }
+    }
     Ok(Vocab { tokens, scores, types, bos, eos, unk, pad, add_bos, add_eos, add_space_prefix, chat_template })
 }
 

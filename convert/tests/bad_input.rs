@@ -98,8 +98,9 @@ fn vocab_size_differs_from_embedding_rows() {
         edit_json(&ck.join("added_tokens.json"), |v| {
             v.as_object_mut().unwrap().remove("<|end|>");
         });
-        // tokenizer_config names <|end|> as eos; point it at </s> so the vocab check is what fails.
+        // tokenizer_config / generation_config name <|end|>; point them at </s> so the vocab check is what fails.
         edit_json(&ck.join("tokenizer_config.json"), |v| v["eos_token"] = "</s>".into());
+        edit_json(&ck.join("generation_config.json"), |v| v["eos_token_id"] = 2.into());
     });
     assert!(e.contains("vocab size 32009 (tokenizer) != 32010 embedding rows"), "{e}");
 }
@@ -198,4 +199,10 @@ fn sharded_checkpoint_converts_like_the_single_file() {
     let b = convert(&golden_ckpt("tiny"), &tmp.path().join("b"), LlmQuant::Q8_0, VisionQuant::F16).unwrap();
     assert_eq!(std::fs::read(&a.llm).unwrap(), std::fs::read(&b.llm).unwrap());
     assert_eq!(std::fs::read(&a.vision).unwrap(), std::fs::read(&b.vision).unwrap());
+}
+
+#[test]
+fn generation_config_stop_ids_must_be_in_the_vocab() {
+    let e = convert_broken(|ck| edit_json(&ck.join("generation_config.json"), |v| v["eos_token_id"] = serde_json::json!([2, 40000])));
+    assert!(e.contains("generation_config.json: eos_token_id 40000 is outside the vocab"), "{e}");
 }

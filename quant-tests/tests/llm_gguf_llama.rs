@@ -48,6 +48,16 @@ impl Model {
         Model(m)
     }
 
+    /// llama.cpp's end-of-generation set membership.
+    fn is_eog(&self, id: i32) -> bool {
+        unsafe { sys::llama_vocab_is_eog(sys::llama_model_get_vocab(self.0), id) }
+    }
+
+    fn bos_eos(&self) -> (i32, i32) {
+        let v = unsafe { sys::llama_model_get_vocab(self.0) };
+        unsafe { (sys::llama_vocab_bos(v), sys::llama_vocab_eos(v)) }
+    }
+
     fn n_vocab(&self) -> usize {
         unsafe { sys::llama_vocab_n_tokens(sys::llama_model_get_vocab(self.0)) as usize }
     }
@@ -279,6 +289,9 @@ fn every_preset_loads_and_tokenizes_the_golden_prompts() {
         for q in [LlmQuant::F32, LlmQuant::Q8_0, LlmQuant::Q4KM, LlmQuant::Q4_0] {
             let model = Model::load(&converted(ckpt, q));
             assert_eq!(model.n_vocab(), 32010);
+            assert_eq!(model.bos_eos(), (1, 32009));
+            // generation_config.json stops on [2, 32009]: both are end-of-generation for llama.cpp.
+            assert!(model.is_eog(32009) && model.is_eog(2) && !model.is_eog(32002));
             for case in cases.iter().filter(|c| c.checkpoint() == ckpt || c.checkpoint() == "tiny" && ckpt == "tiny-2b") {
                 let got = model.tokenize(&case.prompt());
                 let want = case.ids("input_ids.npy");
