@@ -6,4 +6,5 @@ pub mod json;
 pub mod llm;
 pub mod npy;
 pub mod preprocess;
+pub mod serve;
 pub mod vision;

@@ -1,0 +1,236 @@
+//! `h2ovl serve`: an OpenAI-compatible HTTP server (axum on tokio) over one [`Pipeline`].
+//!
+//! - `GET /health`, `GET /v1/models`, `POST /v1/chat/completions` (OpenAI message format,
+//!   `stream: true` → SSE chunks ending with `data: [DONE]`).
+//! - [`api`]: request → chat job (messages, sampling parameters, `response_format`), OpenAI errors.
+//! - [`images`]: `data:` / `file://` image URLs and their safety rules.
+//! - [`worker`]: the model thread and its bounded queue (full → 503), stop strings, cancellation.
+//!
+//! Every bad input is a 4xx with an OpenAI error body; a client that disconnects stops its
+//! generation at the next token.
+pub mod api;
+pub mod images;
+pub mod worker;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::mpsc::unbounded_channel;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::StreamExt as _;
+
+use crate::llm::Pipeline;
+use api::{ApiError, ChatRequest};
+use worker::{Event, Queued, Rejected, Worker};
+
+/// Server settings (the CLI flags).
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Name reported by `/v1/models` and in responses.
+    pub model_id: String,
+    /// Required `Authorization: Bearer` key for `/v1/*` (none = open).
+    pub api_key: Option<String>,
+    /// Root for `file://` image URLs (none = refused).
+    pub allowed_image_dir: Option<PathBuf>,
+    /// Requests waiting for the model beyond the running one; more → 503.
+    pub queue: usize,
+    /// Largest request body in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions { model_id: "h2ovl".into(), api_key: None, allowed_image_dir: None, queue: 16, body_limit: 20 << 20 }
+    }
+}
+
+struct AppState {
+    opts: ServeOptions,
+    worker: Worker,
+}
+
+type Shared = Arc<AppState>;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.body())).into_response()
+    }
+}
+
+fn err(status: u16, kind: &'static str, code: Option<&'static str>, message: impl Into<String>) -> ApiError {
+    ApiError { status, kind, code, param: None, message: message.into() }
+}
+
+/// The router over a model thread running `pipeline`.
+pub fn router(pipeline: Pipeline, opts: ServeOptions) -> Router {
+    let worker = Worker::start(pipeline, opts.queue);
+    let limit = opts.body_limit;
+    let state = Arc::new(AppState { opts, worker });
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .fallback(|| async { err(404, "invalid_request_error", Some("not_found"), "unknown endpoint") })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Serve on an already-bound listener until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, pipeline: Pipeline, opts: ServeOptions) -> Result<()> {
+    let app = router(pipeline, opts);
+    axum::serve(listener, app).await.context("HTTP server failed")
+}
+
+/// Bind `addr` and serve (blocking; builds its own tokio runtime). Ctrl-C stops it.
+pub fn run_blocking(addr: SocketAddr, pipeline: Pipeline, opts: ServeOptions) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build().context("starting tokio")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        eprintln!("h2ovl serve: listening on http://{}", listener.local_addr()?);
+        let app = router(pipeline, opts);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("HTTP server failed")
+    })
+}
+
+fn check_key(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(key) = &s.opts.api_key else { return Ok(()) };
+    let got = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if got == Some(key.as_str()) {
+        Ok(())
+    } else {
+        Err(err(401, "invalid_request_error", Some("invalid_api_key"), "missing or wrong API key (Authorization: Bearer …)"))
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+async fn models(State(s): State<Shared>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    check_key(&s, &headers)?;
+    Ok(Json(json!({"object": "list", "data": [{"id": s.opts.model_id, "object": "model", "created": 0, "owned_by": "h2ovl"}]})))
+}
+
+async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    check_key(&s, &headers)?;
+    let body = body.map_err(|e| {
+        let status = e.status().as_u16();
+        err(status, "invalid_request_error", None, format!("cannot read the request body: {e}"))
+    })?;
+    let (req, ordered) = ChatRequest::parse(&body)?;
+    let stream = req.stream;
+    let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
+    let model = req.model.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| s.opts.model_id.clone());
+    // Image decoding is CPU work: off the async threads.
+    let dir = s.opts.allowed_image_dir.clone();
+    let job = tokio::task::spawn_blocking(move || req.into_job(&ordered, dir.as_deref()))
+        .await
+        .map_err(|e| err(500, "server_error", None, format!("request task failed: {e}")))??;
+
+    let (tx, mut rx) = unbounded_channel();
+    s.worker.submit(Queued { job, events: tx }).map_err(|r| match r {
+        Rejected::Full => err(503, "server_error", Some("queue_full"), "the server is busy (request queue full); retry later"),
+        Rejected::Gone => err(500, "server_error", None, "the model thread has stopped"),
+    })?;
+    let id = format!("chatcmpl-{:016x}", rand_id());
+    let created = now();
+
+    if !stream {
+        let mut text = String::new();
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                Event::Delta(d) => text.push_str(&d),
+                Event::Failed(m) => return Err(ApiError::bad_request(m)),
+                Event::Done { finish_reason, prompt_tokens, completion_tokens } => {
+                    return Ok(Json(json!({
+                        "id": id, "object": "chat.completion", "created": created, "model": model,
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text.trim_end()},
+                                     "finish_reason": finish_reason, "logprobs": null}],
+                        "usage": usage(prompt_tokens, completion_tokens),
+                    }))
+                    .into_response());
+                }
+            }
+        }
+        return Err(err(500, "server_error", None, "generation ended without a result"));
+    }
+
+    // Streaming: the first event decides between an SSE stream and a plain 400 (a request the
+    // pipeline refuses before generating, e.g. context overflow, is still an HTTP error).
+    let first = rx.recv().await;
+    if let Some(Event::Failed(m)) = &first {
+        return Err(ApiError::bad_request(m.clone()));
+    }
+    let chunk = move |delta: Value, finish: Option<&str>, usage: Option<Value>| {
+        let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}]});
+        if let Some(u) = usage {
+            c["choices"] = json!([]);
+            c["usage"] = u;
+        }
+        SseEvent::default().data(c.to_string())
+    };
+    // A relay task turns model events into SSE events; when the client goes away the SSE
+    // stream is dropped, the relay's send fails, it drops `rx`, and the worker cancels.
+    let (sse_tx, sse_rx) = unbounded_channel::<SseEvent>();
+    tokio::spawn(async move {
+        let mut next = first;
+        let _ = sse_tx.send(chunk(json!({"role": "assistant", "content": ""}), None, None));
+        while let Some(ev) = next {
+            let out: Vec<SseEvent> = match ev {
+                Event::Delta(d) => vec![chunk(json!({"content": d}), None, None)],
+                Event::Failed(m) => vec![SseEvent::default().data(ApiError::bad_request(m).body().to_string())],
+                Event::Done { finish_reason, prompt_tokens, completion_tokens } => {
+                    let mut v = vec![chunk(json!({}), Some(finish_reason), None)];
+                    if include_usage {
+                        v.push(chunk(json!({}), None, Some(usage(prompt_tokens, completion_tokens))));
+                    }
+                    v
+                }
+            };
+            for e in out {
+                if sse_tx.send(e).is_err() {
+                    return;
+                }
+            }
+            next = tokio::select! {
+                ev = rx.recv() => ev,
+                _ = sse_tx.closed() => return,
+            };
+        }
+        let _ = sse_tx.send(SseEvent::default().data("[DONE]"));
+    });
+    let all = UnboundedReceiverStream::new(sse_rx);
+    Ok(Sse::new(all.map(Ok::<_, Infallible>)).into_response())
+}
+
+fn usage(prompt: usize, completion: usize) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+}
+
+/// A per-process unique id (time + counter), enough for response ids.
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    t ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}

@@ -1,0 +1,166 @@
+//! The one model instance: a thread that owns the [`Pipeline`] and runs queued jobs in order.
+//!
+//! The queue is a bounded channel: when it is full the handler answers 503 at once instead of
+//! letting requests pile up. Each job streams [`Event`]s back; when the receiving side is gone
+//! (client disconnected) the job's cancel flag is raised and generation stops at the next token.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::api::ChatJob;
+use crate::llm::{Pipeline, StopReason};
+
+/// What a running job reports.
+#[derive(Debug)]
+pub enum Event {
+    /// New answer text.
+    Delta(String),
+    /// Finished: OpenAI `finish_reason` and token counts.
+    Done { finish_reason: &'static str, prompt_tokens: usize, completion_tokens: usize },
+    /// The pipeline refused the request (bad image, context overflow, …).
+    Failed(String),
+}
+
+pub struct Queued {
+    pub job: ChatJob,
+    pub events: UnboundedSender<Event>,
+}
+
+/// Handle to the model thread.
+#[derive(Clone)]
+pub struct Worker {
+    tx: SyncSender<Queued>,
+}
+
+/// Why a job was not queued.
+pub enum Rejected {
+    Full,
+    Gone,
+}
+
+impl Worker {
+    /// Start the model thread with room for `queue` waiting jobs.
+    pub fn start(pipeline: Pipeline, queue: usize) -> Worker {
+        let (tx, rx) = sync_channel(queue);
+        std::thread::Builder::new()
+            .name("h2ovl-model".into())
+            .spawn(move || run(pipeline, rx))
+            .expect("spawning the model thread");
+        Worker { tx }
+    }
+
+    pub fn submit(&self, q: Queued) -> Result<(), Rejected> {
+        self.tx.try_send(q).map_err(|e| match e {
+            TrySendError::Full(_) => Rejected::Full,
+            TrySendError::Disconnected(_) => Rejected::Gone,
+        })
+    }
+}
+
+fn run(mut pipe: Pipeline, rx: Receiver<Queued>) {
+    while let Ok(Queued { job, events }) = rx.recv() {
+        if events.is_closed() {
+            continue; // the client left while the job was queued
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut cfg = job.cfg;
+        cfg.cancel = Some(cancel.clone());
+        let mut filter = StopFilter::new(job.stop);
+        let out = pipe.chat_stream(&job.images, &job.question, &cfg, &job.history, &mut |piece| {
+            let emit = filter.push(piece);
+            if filter.hit {
+                cancel.store(true, Ordering::Relaxed);
+            }
+            if (!emit.is_empty() && events.send(Event::Delta(emit)).is_err()) || events.is_closed() {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        });
+        let ev = match out {
+            Ok(o) => {
+                let rest = filter.finish();
+                if !rest.is_empty() {
+                    let _ = events.send(Event::Delta(rest));
+                }
+                let finish_reason = match (filter.hit, o.stop) {
+                    (true, _) | (false, StopReason::EndOfAnswer) => "stop",
+                    (false, StopReason::Length) => "length",
+                    (false, StopReason::Cancelled) => continue, // client gone: nobody to tell
+                };
+                Event::Done { finish_reason, prompt_tokens: o.prompt_ids.len(), completion_tokens: o.tokens.len() }
+            }
+            Err(e) => Event::Failed(format!("{e:#}")),
+        };
+        let _ = events.send(ev);
+    }
+}
+
+/// Holds back text that may be the start of a stop string; cuts the answer at the first one.
+pub struct StopFilter {
+    stops: Vec<String>,
+    pending: String,
+    pub hit: bool,
+}
+
+impl StopFilter {
+    pub fn new(stops: Vec<String>) -> Self {
+        StopFilter { stops, pending: String::new(), hit: false }
+    }
+
+    /// Text safe to emit after `piece`.
+    pub fn push(&mut self, piece: &str) -> String {
+        if self.hit {
+            return String::new();
+        }
+        self.pending.push_str(piece);
+        if let Some(pos) = self.stops.iter().filter_map(|s| self.pending.find(s.as_str())).min() {
+            self.hit = true;
+            let out = self.pending[..pos].to_string();
+            self.pending.clear();
+            return out;
+        }
+        // Keep the longest tail that is a proper prefix of some stop string.
+        let keep = self
+            .stops
+            .iter()
+            .flat_map(|s| s.char_indices().map(|(i, _)| i).skip(1).filter(|&k| self.pending.ends_with(&s[..k])))
+            .max()
+            .unwrap_or(0);
+        let cut = self.pending.len() - keep;
+        let out = self.pending[..cut].to_string();
+        self.pending.drain(..cut);
+        out
+    }
+
+    /// What is left at the end (nothing after a stop string).
+    pub fn finish(&mut self) -> String {
+        if self.hit {
+            String::new()
+        } else {
+            std::mem::take(&mut self.pending)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_strings_cut_across_pieces() {
+        let mut f = StopFilter::new(vec!["END".into(), "éx".into()]);
+        let mut out = String::new();
+        for p in ["hello E", "N", "o world é", "", "xtra"] {
+            out += &f.push(p);
+        }
+        out += &f.finish();
+        assert_eq!(out, "hello ENo world ");
+        assert!(f.hit);
+        let mut f = StopFilter::new(vec!["STOP".into()]);
+        assert_eq!(f.push("abcST"), "abc");
+        assert_eq!(f.finish(), "ST");
+        let mut f = StopFilter::new(vec![]);
+        assert_eq!(f.push("x"), "x");
+    }
+}
