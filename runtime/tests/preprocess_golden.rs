@@ -241,7 +241,13 @@ fn corrupt_truncated_and_empty_files_give_clear_errors() {
     for b in &mut flipped[200..2000] {
         *b ^= 0x5a;
     }
+    // A JPEG whose Huffman tables are wiped (still has its EOI): libjpeg's fatal error
+    // must come back as an error, not a panic or an abort.
+    let mut bad_dht = jpeg.clone();
+    let dht = bad_dht.windows(2).position(|w| w == [0xFF, 0xC4]).expect("golden JPEG has a DHT");
+    bad_dht[dht + 4..dht + 40].fill(0xEE);
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("bad_huffman.jpg", bad_dht, "corrupt or truncated JPEG"),
         ("empty.png", Vec::new(), "empty"),
         ("text.png", b"hello, not an image".to_vec(), "unrecognised image format"),
         ("truncated.png", good[..good.len() / 3].to_vec(), "corrupt or truncated"),

@@ -47,19 +47,17 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
         Ok(r)
     };
     let format = reader()?.format();
+    if format == Some(ImageFormat::Jpeg) {
+        let (w, h) = super::jpeg::jpeg_dimensions(bytes).context("corrupt or truncated JPEG header")?;
+        check_size(w, h, max_pixels)?;
+        if !jpeg_has_end_marker(bytes) {
+            // libjpeg pads missing data with grey and only warns; PIL raises "image file is truncated".
+            bail!("corrupt or truncated JPEG image ({w}x{h}): no end-of-image marker after the scan data");
+        }
+        return super::jpeg::decode_jpeg(bytes).with_context(|| format!("corrupt or truncated JPEG image ({w}x{h})"));
+    }
     let (w, h) = reader()?.into_dimensions().context("corrupt or truncated image header")?;
     check_size(w, h, max_pixels)?;
-    if format == Some(ImageFormat::Jpeg) && !jpeg_has_end_marker(bytes) {
-        // zune-jpeg pads missing data with grey; PIL raises "image file is truncated".
-        bail!("corrupt or truncated JPEG image ({w}x{h}): no end-of-image marker after the scan data");
-    }
-    if format == Some(ImageFormat::Jpeg) {
-        match super::jpeg::decode_jpeg(bytes) {
-            Ok(Some(img)) => return Ok(img),
-            Ok(None) => {} // not produced today; the image crate's decoder below
-            Err(e) => bail!("corrupt or truncated JPEG image ({w}x{h}): {e}"),
-        }
-    }
 
     let mut r = reader()?;
     let mut limits = Limits::default();

@@ -13,13 +13,19 @@ use anyhow::{anyhow, Result};
 use image::RgbImage;
 use mozjpeg::{ColorSpace, Decompress};
 
+/// Image size from the JPEG header, read by libjpeg itself (so files libjpeg and PIL accept
+/// are not refused by a stricter header parser). Allocates nothing image-sized.
+pub fn jpeg_dimensions(bytes: &[u8]) -> Result<(u32, u32)> {
+    libjpeg(|| {
+        let d = Decompress::new_mem(bytes)?;
+        Ok((d.width() as u32, d.height() as u32))
+    })
+}
+
 /// Decode a JPEG to RGB like `Image.open(f).convert("RGB")`. The caller has already
-/// checked the pixel limit. (`Option` kept for colour spaces we might not handle: `None`
-/// means "use another decoder"; currently every libjpeg colour space is handled.)
-pub fn decode_jpeg(bytes: &[u8]) -> Result<Option<RgbImage>> {
-    // libjpeg errors unwind out of C as Rust panics (no panic hook runs); the crate turns
-    // most into `io::Error`, and catch_unwind covers any that escape.
-    let run = || -> std::io::Result<Option<RgbImage>> {
+/// checked the pixel limit on [`jpeg_dimensions`].
+pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage> {
+    libjpeg(|| {
         let d = Decompress::new_mem(bytes)?;
         let cmyk = matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
         let mut started = if cmyk { d.to_colorspace(ColorSpace::JCS_CMYK)? } else { d.rgb()? };
@@ -31,10 +37,16 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<Option<RgbImage>> {
             return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "image data ended early"));
         }
         let rgb = if cmyk { data.chunks_exact(4).flat_map(inverted_cmyk_to_rgb).collect() } else { data };
-        Ok(RgbImage::from_raw(w, h, rgb))
-    };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-        Ok(Ok(img)) => Ok(img),
+        RgbImage::from_raw(w, h, rgb).ok_or_else(|| std::io::Error::other("buffer size"))
+    })
+}
+
+/// Run libjpeg work and turn its failures into errors. libjpeg fatal errors unwind out of
+/// C as Rust panics (raised with `resume_unwind`, so no panic message is printed); the
+/// crate turns most into `io::Error`, and `catch_unwind` covers any that escape.
+fn libjpeg<T>(f: impl FnOnce() -> std::io::Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(anyhow!("libjpeg: {e}")),
         Err(payload) => {
             let msg = payload
@@ -77,7 +89,8 @@ mod tests {
         let grey = image::GrayImage::from_fn(16, 8, |x, _| image::Luma([(x * 16) as u8]));
         let mut buf = std::io::Cursor::new(Vec::new());
         image::DynamicImage::ImageLuma8(grey).write_to(&mut buf, image::ImageFormat::Jpeg).unwrap();
-        let rgb = decode_jpeg(buf.get_ref()).unwrap().unwrap();
+        let rgb = decode_jpeg(buf.get_ref()).unwrap();
+        assert_eq!(jpeg_dimensions(buf.get_ref()).unwrap(), (16, 8));
         assert_eq!(rgb.dimensions(), (16, 8));
         assert!(rgb.pixels().all(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2]));
 
@@ -87,5 +100,6 @@ mod tests {
         bad[20] = 0x00; // and a broken header segment
         let _ = decode_jpeg(&bad); // an error or a damaged picture, never a panic
         assert!(decode_jpeg(b"\xFF\xD8\xFF\xE0 not a jpeg").is_err());
+        assert!(jpeg_dimensions(b"\xFF\xD8\xFF\xE0 not a jpeg").is_err());
     }
 }
