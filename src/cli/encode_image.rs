@@ -53,7 +53,7 @@ pub fn run(a: EncodeImageArgs) -> Result<()> {
     let tiling = preprocess::tile_image(&img, &pc, true);
     let n = tiling.tiles.len();
     ensure!(n > 0, "{}: the image produced no tiles", a.image.display());
-    let pixels = preprocess::normalize::normalize_all(&tiling.tiles, pc.mean, pc.std);
+    let pixels = preprocess::normalize_tiles(&tiling.tiles, &pc);
     let s = vc.image_size;
     if let Some(p) = &a.tiles_out {
         npy::write_f32(p, &[n, 3, s, s], &pixels)?;
