@@ -4,11 +4,13 @@
 //!   `stream: true` → SSE chunks ending with `data: [DONE]`).
 //! - [`api`]: request → chat job (messages, sampling parameters, `response_format`), OpenAI errors.
 //! - [`images`]: `data:` / `file://` image URLs and their safety rules.
+//! - [`batch`]: the offline counterpart, `h2ovl batch` over a folder of images → JSONL.
 //! - [`worker`]: the model thread and its bounded queue (full → 503), stop strings, cancellation.
 //!
 //! Every bad input is a 4xx with an OpenAI error body; a client that disconnects stops its
 //! generation at the next token.
 pub mod api;
+pub mod batch;
 pub mod images;
 pub mod worker;
 
