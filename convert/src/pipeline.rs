@@ -74,11 +74,16 @@ fn convert_inner(opts: &ConvertOptions) -> Result<ConvertOutput> {
     let llm_jobs = llm::plan(&cfg, &ck, &vocab, opts.quant)?;
     let vis_jobs = vision::plan(&cfg, &ck, opts.vision_quant)?;
 
-    std::fs::create_dir_all(&opts.outdir).with_context(|| format!("creating {}", opts.outdir.display()))?;
-    let outdir = opts.outdir.canonicalize().with_context(|| format!("output folder {}", opts.outdir.display()))?;
-    if outdir == input {
-        bail!("--outdir {} is the input folder; the converter never writes into its input", outdir.display());
+    // Checked before creating anything: the input folder (and anything below it) is never touched.
+    let outdir = resolve(&opts.outdir)?;
+    if outdir.starts_with(&input) {
+        bail!(
+            "--outdir {} is inside the input folder {}; the converter never writes into its input",
+            outdir.display(),
+            input.display()
+        );
     }
+    std::fs::create_dir_all(&outdir).with_context(|| format!("creating {}", outdir.display()))?;
     let (llm_name, vis_name) = output_names(&name, opts.quant, opts.vision_quant);
 
     let total = (llm_jobs.len() + vis_jobs.len()) as u64;
@@ -135,8 +140,26 @@ fn write_gguf(
     Ok(())
 }
 
-/// Checks `dir` looks like an H2OVL checkpoint folder before anything heavier runs.
-pub fn check_input(dir: &Path) -> Result<()> {
-    ensure!(dir.join("config.json").is_file(), "{}: no config.json (not a HF checkpoint folder?)", dir.display());
-    Ok(())
+/// Absolute, symlink-free form of a path that may not exist yet: its longest existing ancestor
+/// canonicalized, plus the remaining components.
+fn resolve(p: &Path) -> Result<PathBuf> {
+    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) };
+    let mut base = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = base.canonicalize() {
+            let mut out = c;
+            for r in rest.iter().rev() {
+                out.push(r);
+            }
+            return Ok(out);
+        }
+        match (base.parent(), base.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                base = parent;
+            }
+            _ => bail!("output folder {} cannot be resolved", p.display()),
+        }
+    }
 }

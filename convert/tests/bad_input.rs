@@ -157,8 +157,10 @@ fn never_writes_into_the_input_folder() {
     let ck = copy_ckpt(&golden_ckpt("tiny"), tmp.path());
     let before = files_in(&ck).len();
     let err = convert(&ck, &ck, LlmQuant::F32, VisionQuant::F32).expect_err("must refuse");
-    assert!(format!("{err:#}").contains("is the input folder"), "{err:#}");
-    assert_eq!(files_in(&ck).len(), before);
+    assert!(format!("{err:#}").contains("is inside the input folder"), "{err:#}");
+    let err = convert(&ck, &ck.join("gguf/sub"), LlmQuant::F32, VisionQuant::F32).expect_err("must refuse");
+    assert!(format!("{err:#}").contains("is inside the input folder"), "{err:#}");
+    assert_eq!(files_in(&ck).len(), before, "nothing created in the input folder");
 }
 
 #[test]
