@@ -36,6 +36,23 @@ pub(crate) fn trunc_i8(v: f32) -> i32 {
 /// See [`trunc_i8`]; also used for Q8_0's `(int8_t)roundf(x)`.
 #[inline]
 pub(crate) fn c_f32_to_i8(v: f32) -> i8 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: SSE is part of the x86-64 baseline. This is the very instruction C emits.
+        unsafe {
+            use std::arch::x86_64::{_mm_cvttss_si32, _mm_set_ss};
+            _mm_cvttss_si32(_mm_set_ss(v)) as i8
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        c_f32_to_i8_emulated(v)
+    }
+}
+
+/// Portable spelling of x86's `cvttss2si` semantics (the scalar twin of [`c_f32_to_i8`]).
+#[inline]
+pub(crate) fn c_f32_to_i8_emulated(v: f32) -> i8 {
     let i = if v.is_nan() || !(-2_147_483_648.0..2_147_483_648.0).contains(&v) { i32::MIN } else { v as i32 };
     i as i8
 }
@@ -106,6 +123,22 @@ mod tests {
         quantize_row(&x, &mut y);
         assert_eq!(y[2 + 3] & 0xF, 0);
         assert_eq!(y[2 + 4] & 0xF, 15);
+    }
+
+    #[test]
+    fn float_to_i8_matches_its_emulation() {
+        let specials = [0.0, -0.0, 0.5, -0.5, 127.9, -128.9, 255.0, 1e10, -1e10, 2147483520.0, -2147483648.0];
+        let mut x = 0x2545_f491u32;
+        let randoms = (0..100_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            f32::from_bits(x)
+        });
+        let all = specials.into_iter().chain([f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MAX]).chain(randoms);
+        for v in all {
+            assert_eq!(c_f32_to_i8(v), c_f32_to_i8_emulated(v), "{v:e} ({:#010x})", v.to_bits());
+        }
     }
 
     #[test]
