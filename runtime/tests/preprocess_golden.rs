@@ -225,6 +225,14 @@ fn bomb_header_is_refused_before_decoding() {
     let msg = format!("{err:#}");
     assert!(msg.contains("50000x50000") && msg.contains("over the limit"), "{msg}");
     assert!(t.elapsed().as_millis() < 500, "refusal took {:?}", t.elapsed());
+    // Same for a JPEG whose SOF0 claims 50000×50000 (read by libjpeg's header parser).
+    let mut jpeg = std::fs::read(golden().join("images/square_448x448.jpg")).unwrap();
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("baseline JPEG has SOF0");
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0xC3, 0x50, 0xC3, 0x50]); // height, width = 50000
+    let t = Instant::now();
+    let msg = format!("{:#}", decode_image(&jpeg, preprocess::PIL_MAX_PIXELS).unwrap_err());
+    assert!(msg.contains("50000x50000") && msg.contains("over the limit"), "{msg}");
+    assert!(t.elapsed().as_millis() < 500, "refusal took {:?}", t.elapsed());
     // The limit is configurable: a small limit refuses a real fixture too.
     let err = load_image(&golden().join("images/tall_300x900.png"), 1000).unwrap_err();
     assert!(format!("{err:#}").contains("tall_300x900.png"), "{err:#}");
