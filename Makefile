@@ -7,7 +7,7 @@ DEMO := demo
 DEMO_MODEL := $(DEMO)/h2ovl-demo-small
 DEMO_IMAGE := quant-tests/fixtures/golden/images/gradient_640x480.png
 
-.PHONY: all prereqs build demo test clean-demo
+.PHONY: all prereqs build demo test clean-demo test-aarch64
 all: build
 
 prereqs:
@@ -27,6 +27,11 @@ demo: build $(DEMO_MODEL)/config.json
 
 test: prereqs
 	$(CARGO) test --release --locked --workspace
+
+# Cross-build for aarch64 (Raspberry Pi) in target/aarch64 and run the kernel/vision/preprocess/quant
+# and golden tests under qemu-aarch64 (installs the cross toolchain and qemu-user with apt when allowed).
+test-aarch64:
+	@scripts/cross-aarch64.sh
 
 clean-demo:
 	rm -rf $(DEMO)
