@@ -21,6 +21,8 @@ pub struct MsacGrids {
 }
 
 /// Pass-2 candidates: `candidate_grids(3, max)` filtered by the AND-of-non-divisors rule.
+// `%` as in the reference (`prior[0] % i != 0`); `is_multiple_of` needs Rust 1.87 > MSRV 1.85.
+#[allow(clippy::manual_is_multiple_of)]
 pub fn pass2_candidates(pass1: Grid, max_tiles: u32) -> Vec<Grid> {
     candidate_grids(PASS2_MIN_TILES, max_tiles)
         .into_iter()
