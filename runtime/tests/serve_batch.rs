@@ -55,6 +55,8 @@ fn batch_over_a_folder_with_a_template_resumes_and_survives_bad_images() {
     assert_eq!(l.len(), 2);
     assert!(l[0]["file"].as_str().unwrap().ends_with("a.jpg"));
     assert!(matches_template(&template, &l[0]["json"]), "{}", l[0]);
+    // The stored object keeps the template's key order.
+    assert!(std::fs::read_to_string(&out).unwrap().lines().next().unwrap().contains(r#""json":{"name":"#));
     assert_eq!(l[0]["tiles"], serde_json::json!([1]));
     assert!(l[0]["ms"].as_f64().unwrap() > 0.0);
     assert!(l[1]["file"].as_str().unwrap().ends_with("b.png"));

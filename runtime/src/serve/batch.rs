@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Value};
 
-use crate::json::Constraint;
+use crate::json::{Constraint, OValue};
 use crate::llm::{GenerationConfig, History, ImageInput, Pipeline, StopReason};
 
 /// Image file extensions taken from a folder.
@@ -121,29 +121,28 @@ pub fn run_batch(pipe: &mut Pipeline, files: &[PathBuf], job: &BatchJob, progres
             continue;
         }
         let t = Instant::now();
-        let line = match pipe.chat_stream(&[ImageInput::Path(f.clone())], &job.prompt, &cfg, &History::new(), &mut |_| {}) {
+        // Built by hand so the "json" value keeps the template's key order.
+        let file = Value::String(name).to_string();
+        let (line, failed) = match pipe.chat_stream(&[ImageInput::Path(f.clone())], &job.prompt, &cfg, &History::new(), &mut |_| {}) {
             Ok(o) => {
-                let ms = t.elapsed().as_secs_f64() * 1e3;
-                let mut v = json!({"file": name, "tiles": o.image_tiles, "ms": (ms * 10.0).round() / 10.0});
-                if job.constraint.is_some() {
-                    match serde_json::from_str::<Value>(&o.answer) {
-                        Ok(j) if o.stop != StopReason::Length => v["json"] = j,
-                        _ => {
-                            v["error"] = json!(format!("the JSON answer was cut off at {} tokens (raise -n)", cfg.max_new_tokens));
-                            v["text"] = json!(o.answer);
-                        }
+                let ms = (t.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+                let head = format!("{{\"file\":{file},\"tiles\":{},\"ms\":{ms}", json!(o.image_tiles));
+                let text = Value::String(o.answer.clone()).to_string();
+                match (&job.constraint, OValue::parse(&o.answer)) {
+                    (None, _) => (format!("{head},\"text\":{text}}}"), false),
+                    (Some(_), Ok(j)) if o.stop != StopReason::Length => (format!("{head},\"json\":{}}}", j.to_json()), false),
+                    (Some(_), _) => {
+                        let e = json!(format!("the JSON answer was cut off at {} tokens (raise -n)", cfg.max_new_tokens));
+                        (format!("{head},\"error\":{e},\"text\":{text}}}"), true)
                     }
-                } else {
-                    v["text"] = json!(o.answer);
                 }
-                v
             }
-            Err(e) => json!({"file": name, "error": format!("{e:#}")}),
+            Err(e) => (format!("{{\"file\":{file},\"error\":{}}}", json!(format!("{e:#}"))), true),
         };
-        if line.get("error").is_some() {
+        if failed {
             sum.errors += 1;
         }
-        let mut s = line.to_string();
+        let mut s = line;
         s.push('\n');
         out.write_all(s.as_bytes()).and_then(|_| out.flush()).with_context(|| format!("writing {}", job.out.display()))?;
         sum.processed += 1;
