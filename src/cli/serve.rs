@@ -1,0 +1,60 @@
+//! `h2ovl serve -m LLM.gguf --mmproj VISION.gguf [--host 127.0.0.1] [--port 8080] [--api-key KEY]
+//! [--allowed-image-dir DIR]`: the OpenAI-compatible server of `h2ovl_runtime::serve`.
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use h2ovl_runtime::serve::{run_blocking, ServeOptions};
+
+use super::run::ModelArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Address to listen on (loopback by default: put a reverse proxy in front to expose it).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Require `Authorization: Bearer KEY` on /v1/* (or set H2OVL_API_KEY).
+    #[arg(long = "api-key")]
+    pub api_key: Option<String>,
+    /// Serve `file://` image URLs from under this folder only (default: file URLs refused).
+    #[arg(long = "allowed-image-dir")]
+    pub allowed_image_dir: Option<PathBuf>,
+    /// Requests that may wait while one runs; more get 503.
+    #[arg(long, default_value_t = 16)]
+    pub queue: usize,
+    /// Largest request body, in MB.
+    #[arg(long = "body-limit-mb", default_value_t = 20)]
+    pub body_limit_mb: usize,
+    /// Model name reported by /v1/models (default: the LLM file's stem).
+    #[arg(long = "model-id")]
+    pub model_id: Option<String>,
+}
+
+pub fn run(a: ServeArgs) -> Result<()> {
+    if let Some(d) = &a.allowed_image_dir {
+        if !d.is_dir() {
+            bail!("--allowed-image-dir {} is not a folder", d.display());
+        }
+    }
+    if a.body_limit_mb == 0 {
+        bail!("--body-limit-mb must be at least 1");
+    }
+    let model_id = a
+        .model_id
+        .clone()
+        .or_else(|| a.model.model.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "h2ovl".into());
+    let pipe = a.model.load().with_context(|| format!("loading {}", a.model.model.display()))?;
+    let opts = ServeOptions {
+        model_id,
+        api_key: a.api_key.or_else(|| std::env::var("H2OVL_API_KEY").ok().filter(|k| !k.is_empty())),
+        allowed_image_dir: a.allowed_image_dir,
+        queue: a.queue,
+        body_limit: a.body_limit_mb << 20,
+    };
+    run_blocking(SocketAddr::new(a.host, a.port), pipe, opts)
+}
