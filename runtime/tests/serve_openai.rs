@@ -160,7 +160,7 @@ async fn non_streaming_and_streaming_equal_the_library() {
     let body = json!({"messages": [{"role": "user", "content": q}], "max_tokens": 3, "stream": true}).to_string();
     let (st, sse) = raw(addr, "POST", "/v1/chat/completions", true, body.as_bytes()).await;
     assert_eq!(st, 200);
-    let last = sse.lines().filter(|l| l.starts_with("data: ")).last();
+    let last = sse.lines().rfind(|l| l.starts_with("data: "));
     assert_eq!(last, Some("data: [DONE]"), "{sse}");
 }
 

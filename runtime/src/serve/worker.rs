@@ -68,14 +68,22 @@ fn run(mut pipe: Pipeline, rx: Receiver<Queued>) {
         let mut cfg = job.cfg;
         cfg.cancel = Some(cancel.clone());
         let mut filter = StopFilter::new(job.stop);
-        let out = pipe.chat_stream(&job.images, &job.question, &cfg, &job.history, &mut |piece| {
-            let emit = filter.push(piece);
-            if filter.hit {
-                cancel.store(true, Ordering::Relaxed);
-            }
-            if (!emit.is_empty() && events.send(Event::Delta(emit)).is_err()) || events.is_closed() {
-                cancel.store(true, Ordering::Relaxed);
-            }
+        // A panic inside one request must not take the server down with it: report it as that
+        // request's error and start the next one from a clean KV cache.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pipe.chat_stream(&job.images, &job.question, &cfg, &job.history, &mut |piece| {
+                let emit = filter.push(piece);
+                if filter.hit {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                if (!emit.is_empty() && events.send(Event::Delta(emit)).is_err()) || events.is_closed() {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            })
+        }))
+        .unwrap_or_else(|_| {
+            pipe.reset();
+            Err(anyhow::anyhow!("internal error while generating (see the server log)"))
         });
         let ev = match out {
             Ok(o) => {
