@@ -82,3 +82,20 @@ pub fn from_cli_flags(json: bool, schema_file: Option<&std::path::Path>, templat
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_flags_pick_one_constraint() {
+        assert_eq!(from_cli_flags(false, None, false, "x").unwrap(), None);
+        assert_eq!(from_cli_flags(true, None, false, "x").unwrap(), Some(Constraint::any_object(&Limits::default())));
+        let t = from_cli_flags(false, None, true, r#"Fill {"a": ""}"#).unwrap().unwrap();
+        assert!(t.gbnf.contains(r#""\"a\"""#), "{}", t.gbnf);
+        assert!(from_cli_flags(true, None, true, "{}").unwrap_err().to_string().contains("only one"));
+        assert!(format!("{:#}", from_cli_flags(false, None, true, "no template").unwrap_err()).contains("no JSON template"));
+        let e = from_cli_flags(false, Some(std::path::Path::new("/no/such/schema.json")), false, "").unwrap_err();
+        assert!(format!("{e:#}").contains("/no/such/schema.json"), "{e:#}");
+    }
+}
