@@ -2,6 +2,7 @@
 //!
 //! [`preprocess`] (image -> 448 tiles) -> [`vision`] (InternViT + pixel shuffle + projector)
 //! -> [`llm`] (prompt, embedding injection and generation through llama.cpp).
+pub mod bench;
 pub mod json;
 pub mod llm;
 pub mod npy;

@@ -1,0 +1,100 @@
+//! `h2ovl bench`: reproducible figures for the README, one module per stage.
+//!
+//! - [`vision`]: per-tile encode time of our InternViT + projector, GFLOP/s counted from the
+//!   model's shapes, and the share of this CPU's f32 FMA peak ([`fma`]).
+//! - [`llm`]: prefill/decode tok/s through our [`crate::llm::Pipeline`] against llama.cpp's bare
+//!   decode loop on the same GGUF, threads and context settings, in one run.
+//! - [`convert`]: wall time and peak RSS of a conversion.
+//!
+//! Every report is `serde::Serialize` (the CLI's `--json`) and carries CPU time next to wall time:
+//! on a shared machine wall time depends on the other load, CPU time much less.
+pub mod convert;
+pub mod fma;
+pub mod llm;
+pub mod vision;
+
+/// CPU seconds (user + system) this process has used so far (getrusage; NaN if it fails).
+pub fn cpu_seconds() -> f64 {
+    #[cfg(unix)]
+    {
+        let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage writes one rusage struct into the pointer we own.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) } == 0 {
+            // SAFETY: initialised by the successful call above.
+            let ru = unsafe { ru.assume_init() };
+            let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+            return tv(ru.ru_utime) + tv(ru.ru_stime);
+        }
+    }
+    f64::NAN
+}
+
+/// Peak resident set of this process so far, in bytes (getrusage's ru_maxrss; None if unknown).
+pub fn peak_rss_bytes() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: as in `cpu_seconds`.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) } == 0 {
+            // SAFETY: initialised by the successful call above.
+            let ru = unsafe { ru.assume_init() };
+            // Linux reports kilobytes (macOS bytes).
+            let unit = if cfg!(target_os = "macos") { 1 } else { 1024 };
+            return Some(ru.ru_maxrss as u64 * unit);
+        }
+    }
+    None
+}
+
+/// The current 1/5/15-minute load average (Linux), so a report says how shared the machine was.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Median of a non-empty sample (upper median for even counts); NaN when empty.
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
+}
+
+/// Wall and CPU seconds of one call.
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let c0 = cpu_seconds();
+    let t0 = std::time::Instant::now();
+    let r = f();
+    (r, t0.elapsed().as_secs_f64(), cpu_seconds() - c0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_grows_with_work_and_rss_is_known() {
+        let c0 = cpu_seconds();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+        }
+        std::hint::black_box(x);
+        assert!(cpu_seconds() > c0, "getrusage CPU time did not advance");
+        #[cfg(target_os = "linux")]
+        assert!(peak_rss_bytes().unwrap() > 1 << 20);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert!(median(&[]).is_nan());
+    }
+}
+
+#[cfg(test)]
+mod tests_tiny;
+
+/// One report as a JSON object (the CLI's `--json`; callers need no serde dependency).
+pub fn to_json<T: serde::Serialize>(report: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(report)?)
+}

@@ -1,0 +1,181 @@
+//! Vision encoder benchmark: median per-tile time of [`VisionModel::encode`] on deterministic
+//! pseudo-random normalized tiles, GFLOP/s from the model's own shapes, and the share of the
+//! measured f32 FMA peak ([`super::fma`]).
+use std::path::PathBuf;
+
+use anyhow::{ensure, Result};
+use serde::Serialize;
+
+use super::fma::{self, FmaPeak};
+use crate::vision::{VisionConfig, VisionModel};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct VisionBenchOptions {
+    pub mmproj: PathBuf,
+    /// Tiles per encode call (the per-tile time divides by this).
+    pub tiles: usize,
+    /// Encoder threads (0 = all cores); also the FMA-peak threads.
+    pub threads: usize,
+    /// Timed runs after one untimed warm-up (which pages the weights in).
+    pub runs: usize,
+    /// Iterations of the FMA-peak loop per thread (200M ≈ 0.3-1 s).
+    pub fma_iters: u64,
+}
+
+/// The figures, per tile.
+#[derive(Clone, Debug, Serialize)]
+pub struct VisionReport {
+    pub mmproj: String,
+    pub file_bytes: u64,
+    /// Kernel ISA of our encoder (`H2OVL_VISION_ISA=scalar` forces the portable twin).
+    pub encoder_isa: String,
+    pub threads: usize,
+    pub tiles: usize,
+    pub runs: usize,
+    /// FLOPs of one tile counted from the shapes (2 per multiply-add; GEMMs + attention).
+    pub gflop_per_tile: f64,
+    pub wall_s_per_tile_median: f64,
+    pub wall_s_per_tile_min: f64,
+    /// CPU seconds (all threads) per tile, median.
+    pub cpu_s_per_tile_median: f64,
+    pub gflops_wall: f64,
+    /// GFLOP per CPU second of one core: comparable across loads.
+    pub gflops_per_core_cpu_s: f64,
+    pub fma_peak: FmaPeak,
+    /// `gflops_wall / fma_peak.gflops_wall`.
+    pub pct_of_peak_wall: f64,
+    /// `gflops_per_core_cpu_s / fma_peak.gflops_per_core_cpu_s`.
+    pub pct_of_peak_per_core: f64,
+    pub load_average: String,
+}
+
+/// FLOPs of one 448 tile: patch embedding, `layers` ViT blocks (QKV + output projections, the
+/// two MLP GEMMs, QK^T and PV over all tokens) and the 2-GEMM projector after the pixel shuffle.
+/// LayerNorm, GELU, softmax and biases are O(N·D) and left out, as is usual. Full 0.8B: ≈ 723e9.
+pub fn flop_per_tile(cfg: &VisionConfig, layers: usize) -> f64 {
+    let n = cfg.n_tokens() as f64;
+    let d = cfg.hidden as f64;
+    let f = cfg.ffn as f64;
+    let patches = (cfg.grid() * cfg.grid()) as f64;
+    let patch_in = (3 * cfg.patch_size * cfg.patch_size) as f64;
+    let s = cfg.shuffle_factor() as f64;
+    let (t, p_in, h) = (cfg.tokens_per_tile() as f64, d * s * s, cfg.projection_dim as f64);
+    let patch = 2.0 * patches * patch_in * d;
+    let block = 2.0 * n * d * (4.0 * d + 2.0 * f) + 4.0 * n * n * d;
+    let projector = 2.0 * t * (p_in * h + h * h);
+    patch + layers as f64 * block + projector
+}
+
+/// Deterministic normalized-looking pixels in [-2, 2) (xorshift; content does not change the cost).
+fn pixels(n: usize) -> Vec<f32> {
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * 2.0
+        })
+        .collect()
+}
+
+pub fn run(o: &VisionBenchOptions) -> Result<VisionReport> {
+    ensure!(o.tiles >= 1, "--tiles must be at least 1");
+    ensure!(o.runs >= 1, "--runs must be at least 1");
+    let threads = if o.threads > 0 { o.threads } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
+    let model = VisionModel::load(&o.mmproj)?;
+    let cfg = model.config().clone();
+    let gflop = flop_per_tile(&cfg, cfg.layers_to_run()?) / 1e9;
+    let px = pixels(o.tiles * 3 * cfg.image_size * cfg.image_size);
+    let warm = model.encode(&px, o.tiles, threads)?;
+    ensure!(warm.iter().all(|v| v.is_finite()), "{}: the encoder produced non-finite values", o.mmproj.display());
+    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+    for _ in 0..o.runs {
+        let (r, wall, cpu) = super::timed(|| model.encode(&px, o.tiles, threads));
+        std::hint::black_box(r?);
+        walls.push(wall / o.tiles as f64);
+        cpus.push(cpu / o.tiles as f64);
+    }
+    let peak = fma::measure(threads, o.fma_iters);
+    let (wall, cpu) = (super::median(&walls), super::median(&cpus));
+    let gflops_wall = gflop / wall;
+    let gflops_core = gflop / cpu;
+    Ok(VisionReport {
+        mmproj: o.mmproj.display().to_string(),
+        file_bytes: std::fs::metadata(&o.mmproj).map_or(0, |m| m.len()),
+        encoder_isa: format!("{:?}", crate::vision::kernels::isa()),
+        threads,
+        tiles: o.tiles,
+        runs: o.runs,
+        gflop_per_tile: gflop,
+        wall_s_per_tile_median: wall,
+        wall_s_per_tile_min: walls.iter().copied().fold(f64::INFINITY, f64::min),
+        cpu_s_per_tile_median: cpu,
+        gflops_wall,
+        gflops_per_core_cpu_s: gflops_core,
+        pct_of_peak_wall: 100.0 * gflops_wall / peak.gflops_wall,
+        pct_of_peak_per_core: 100.0 * gflops_core / peak.gflops_per_core_cpu_s,
+        fma_peak: peak,
+        load_average: super::load_average(),
+    })
+}
+
+impl std::fmt::Display for VisionReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.fma_peak;
+        writeln!(f, "vision bench: {} ({:.0} MB), encoder ISA {}, {} threads", self.mmproj, self.file_bytes as f64 / 1e6, self.encoder_isa, self.threads)?;
+        writeln!(
+            f,
+            "f32 FMA peak ({}, {} threads): {:.1} GFLOP/s wall, {:.1} GFLOP per core-second; load {}",
+            p.isa, p.threads, p.gflops_wall, p.gflops_per_core_cpu_s, self.load_average
+        )?;
+        write!(
+            f,
+            "{:.1} GFLOP/tile: wall {:.3} s/tile (median of {} runs × {} tiles, min {:.3}) = {:.1} GFLOP/s = {:.1}% of peak; \
+             CPU {:.2} core-s/tile = {:.1} GFLOP per core-second = {:.1}% of the per-core peak",
+            self.gflop_per_tile,
+            self.wall_s_per_tile_median,
+            self.runs,
+            self.tiles,
+            self.wall_s_per_tile_min,
+            self.gflops_wall,
+            self.pct_of_peak_wall,
+            self.cpu_s_per_tile_median,
+            self.gflops_per_core_cpu_s,
+            self.pct_of_peak_per_core
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The full 0.8B shape (InternViT-300M, 4096 → 1536 projector) counts to the issue's ~723 GFLOP.
+    #[test]
+    fn full_shape_flop_count() {
+        let cfg = VisionConfig {
+            image_size: 448,
+            patch_size: 14,
+            hidden: 1024,
+            ffn: 4096,
+            n_layers: 24,
+            n_heads: 16,
+            ln_eps: 1e-6,
+            proj_ln_eps: 1e-5,
+            projection_dim: 1536,
+            image_mean: [0.485, 0.456, 0.406],
+            image_std: [0.229, 0.224, 0.225],
+            downsample_ratio: 0.5,
+            ps_version: crate::vision::config::PsVersion::V2,
+            select_layer: -1,
+            use_msac: false,
+            use_thumbnail: true,
+            min_dynamic_patch: 1,
+            max_dynamic_patch: 6,
+        };
+        let g = flop_per_tile(&cfg, cfg.layers_to_run().unwrap()) / 1e9;
+        assert!((g - 723.0).abs() < 0.01 * 723.0, "{g} GFLOP");
+    }
+}

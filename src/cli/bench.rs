@@ -1,0 +1,150 @@
+//! `h2ovl bench vision|llm|convert`: the README's figures, reproducible on any machine. The
+//! measuring code lives in `h2ovl_runtime::bench`; this file parses options and prints either
+//! one human-readable report or (`--json`) one JSON object.
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use h2ovl_convert::{LlmQuant, VisionQuant};
+use h2ovl_runtime::bench::{self, convert, llm, vision};
+use h2ovl_runtime::llm::KvType;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchCommand,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Per-tile time of our vision encoder, GFLOP/s and share of this CPU's measured f32 FMA peak.
+    Vision(VisionArgs),
+    /// Prefill/decode tok/s through our runtime vs llama.cpp's bare decode loop (same GGUF, threads, context).
+    Llm(LlmArgs),
+    /// Wall time, CPU time and peak RSS of converting a checkpoint.
+    Convert(ConvertArgs),
+}
+
+#[derive(Args)]
+pub struct VisionArgs {
+    /// Vision GGUF (mmproj) written by `h2ovl convert`.
+    #[arg(long)]
+    pub mmproj: PathBuf,
+    /// Tiles per encode call.
+    #[arg(long, default_value_t = 1)]
+    pub tiles: usize,
+    /// Threads (0 = all cores); also used for the FMA-peak loop.
+    #[arg(short = 't', long, default_value_t = 0)]
+    pub threads: usize,
+    /// Timed runs after one warm-up; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct LlmArgs {
+    /// LLM GGUF written by `h2ovl convert` (or any llama-architecture GGUF).
+    #[arg(short = 'm', long)]
+    pub model: PathBuf,
+    /// Threads (0 = all cores).
+    #[arg(short = 't', long, default_value_t = 0)]
+    pub threads: usize,
+    /// Approximate prompt length (the chat template adds a few tokens).
+    #[arg(long, default_value_t = 256)]
+    pub prompt_tokens: usize,
+    /// Tokens generated per case.
+    #[arg(long, default_value_t = 64)]
+    pub gen: usize,
+    /// Approximate prefix length of the decode-after-long-context case (0 = skip).
+    #[arg(long, default_value_t = 1800)]
+    pub long_prefix: usize,
+    /// Largest llama_decode batch.
+    #[arg(short = 'b', long, default_value_t = 512)]
+    pub batch_size: usize,
+    #[arg(long = "flash-attn", default_value = "auto", value_parser = ["on", "off", "auto"])]
+    pub flash_attn: String,
+    /// KV cache in f32 instead of f16.
+    #[arg(long = "kv-f32")]
+    pub kv_f32: bool,
+    /// Repetitions of each case (ours then llama.cpp); medians are reported.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// HF H2OVL checkpoint folder.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Keep the GGUFs here (default: a temporary folder, deleted afterwards).
+    #[arg(long)]
+    pub outdir: Option<PathBuf>,
+    /// LLM weight type: f32, f16, q8_0, q4_0, q4_k_m.
+    #[arg(long, default_value = "q4_k_m")]
+    pub quant: String,
+    /// Vision weight type: f32, f16, q8_0.
+    #[arg(long, default_value = "q8_0")]
+    pub vision_quant: String,
+    /// Converter threads (default: all cores).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Text or one JSON object.
+fn print<T: std::fmt::Display>(report: &T, json: bool, to_json: fn(&T) -> Result<String>) -> Result<()> {
+    if json {
+        println!("{}", to_json(report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    match a.what {
+        BenchCommand::Vision(v) => {
+            let r = vision::run(&vision::VisionBenchOptions {
+                mmproj: v.mmproj,
+                tiles: v.tiles,
+                threads: v.threads,
+                runs: v.runs,
+                fma_iters: 200_000_000,
+            })?;
+            print(&r, v.json, bench::to_json)
+        }
+        BenchCommand::Llm(l) => {
+            let r = llm::run(&llm::LlmBenchOptions {
+                model: l.model,
+                threads: l.threads,
+                prompt_tokens: l.prompt_tokens,
+                gen: l.gen,
+                long_prefix: l.long_prefix,
+                n_batch: l.batch_size,
+                flash_attn: match l.flash_attn.as_str() {
+                    "on" => Some(true),
+                    "off" => Some(false),
+                    _ => None,
+                },
+                kv_type: if l.kv_f32 { KvType::F32 } else { KvType::F16 },
+                runs: l.runs,
+            })?;
+            print(&r, l.json, bench::to_json)
+        }
+        BenchCommand::Convert(c) => {
+            let r = convert::run(&convert::ConvertBenchOptions {
+                input: c.input,
+                outdir: c.outdir,
+                quant: LlmQuant::parse(&c.quant)?,
+                vision_quant: VisionQuant::parse(&c.vision_quant)?,
+                threads: c.threads,
+            })?;
+            print(&r, c.json, bench::to_json)
+        }
+    }
+}
