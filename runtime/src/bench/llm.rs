@@ -192,6 +192,11 @@ pub fn run(o: &LlmBenchOptions) -> Result<LlmReport> {
     };
     let mut ctx = Context::new(model, &params)?;
 
+    // Warm-up, untimed: first-decode allocations and page faults of the weights on both sides.
+    let warm = question_of(&pipe, 8)?;
+    let (_, ids) = ours(&mut pipe, &warm, 2)?;
+    bare(&mut ctx, &ids, 2)?;
+
     let mut cases = Vec::new();
     let mut plan = vec![("short prompt", o.prompt_tokens)];
     if o.long_prefix > 0 {
