@@ -127,3 +127,52 @@ fn invalid_schemas_and_missing_templates_are_clear_errors() {
     let e = Constraint::from_prompt_template("What is in the image?", &Limits::default()).unwrap_err();
     assert!(format!("{e:#}").contains("no JSON template"), "{e:#}");
 }
+
+#[test]
+fn greedy_shortlist_picks_what_a_full_mask_picks() {
+    use h2ovl_runtime::json::GrammarMask;
+    use h2ovl_runtime::llm::ffi::Model;
+    use h2ovl_runtime::llm::sampling::Sampler;
+    let model = Model::load(tiny_llm(), true).expect("vocab");
+    let c = Constraint::from_prompt_template(PROMPTS[2].1, &limits()).unwrap();
+    let mut g = GrammarMask::new(&model, &c).unwrap();
+    let mut full = GrammarMask::new(&model, &c).unwrap();
+    let n = model.n_vocab();
+    let mut state = 0x1234_5678_9abc_def0u64;
+    let mut rnd = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let mut recent: Vec<i32> = vec![1, 28705, 29493, 345, 9169];
+    let cfg = GenerationConfig { repeat_penalty: 1.5, ..Default::default() };
+    let (mut t_fast, mut t_full, mut steps) = (std::time::Duration::ZERO, std::time::Duration::ZERO, 0u32);
+    for step in 0..120 {
+        let mut logits: Vec<f32> = (0..n).map(|_| rnd() * 10.0).collect();
+        // Make penalised tokens attractive now and then, so the penalty path matters.
+        for &t in &recent {
+            if rnd() < 0.3 {
+                logits[t as usize] = 12.0;
+            }
+        }
+        let mut l2 = logits.clone();
+        let t = std::time::Instant::now();
+        let fast = g.sample(&mut Sampler::new(&cfg), &mut l2, &recent, true).expect("fast");
+        t_fast += t.elapsed();
+        let mut masked = logits.clone();
+        let t = std::time::Instant::now();
+        full.mask(&mut masked).expect("mask");
+        t_full += t.elapsed();
+        steps += 1;
+        let want = Sampler::new(&cfg).sample(&masked, &recent);
+        assert_eq!(fast, want, "step {step}");
+        if g.is_eog(fast) {
+            break;
+        }
+        g.accept(fast).unwrap();
+        full.accept(fast).unwrap();
+        recent.push(fast);
+    }
+    println!("grammar step over {steps} steps: greedy shortlist {:?}/step, full mask {:?}/step", t_fast / steps, t_full / steps);
+}

@@ -15,6 +15,9 @@ use crate::llm::sampling::Sampler;
 
 use super::Constraint;
 
+/// Tokens checked first when the greedy choice is rejected (see [`GrammarMask::sample`]).
+pub const SHORTLIST: usize = 128;
+
 /// A live grammar state for one generation.
 pub struct GrammarMask {
     smpl: NonNull<sys::llama_sampler>,
@@ -78,19 +81,51 @@ impl GrammarMask {
         Ok(())
     }
 
-    /// Choose the next token among those the grammar allows. `greedy`: try the unconstrained
-    /// choice first and mask the whole vocabulary only if the grammar rejects it (same result as
-    /// masking first, since masking never reorders the allowed tokens; far cheaper). Otherwise
-    /// mask first so the draw is from the constrained distribution.
+    /// Choose the next token among those the grammar allows. `greedy` (the sampler is an argmax,
+    /// possibly after a repeat penalty): try the unconstrained choice first; if the grammar
+    /// rejects it, check only a shortlist (the [`SHORTLIST`] highest raw logits plus every token
+    /// of `recent`, the only ones a repeat penalty can move). The shortlist's best allowed token
+    /// is the global one (ties aside) as soon as an allowed, unpenalised shortlist token exists (everything
+    /// outside ranks below it); otherwise the whole vocabulary is masked. Masking 32k tokens
+    /// through the grammar costs ~20 ms a step, the shortlist well under 1 ms. Non-greedy: mask
+    /// everything first so the draw is from the constrained distribution.
     pub fn sample(&mut self, sampler: &mut Sampler, logits: &mut [f32], recent: &[Token], greedy: bool) -> Result<Token> {
         if greedy {
             let t = sampler.sample(logits, recent);
             if self.allows(t) {
                 return Ok(t);
             }
+            if let Some(t) = self.sample_shortlist(sampler, logits, recent) {
+                return Ok(t);
+            }
         }
         self.mask(logits)?;
         Ok(sampler.sample(logits, recent))
+    }
+
+    fn sample_shortlist(&mut self, sampler: &mut Sampler, logits: &[f32], recent: &[Token]) -> Option<Token> {
+        let n = logits.len();
+        if n == 0 || n > self.n_vocab {
+            return None; // `mask` reports the mismatch
+        }
+        let k = SHORTLIST.min(n);
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.select_nth_unstable_by(k - 1, |&a, &b| logits[b].total_cmp(&logits[a]));
+        let in_recent: std::collections::HashSet<Token> = recent.iter().copied().filter(|&t| t >= 0 && (t as usize) < n).collect();
+        let mut cand: Vec<Token> = idx[..k].iter().map(|&i| i as Token).collect();
+        cand.extend(in_recent.iter().copied().filter(|&t| !idx[..k].contains(&(t as usize))));
+        self.buf.clear();
+        self.buf.extend(cand.iter().map(|&t| sys::llama_token_data { id: t, logit: logits[t as usize], p: 0.0 }));
+        self.apply();
+        // Exact only if an allowed top-k token is untouched by the penalty.
+        if !self.buf[..k].iter().any(|d| d.logit > f32::NEG_INFINITY && !in_recent.contains(&d.id)) {
+            return None;
+        }
+        let mut masked = vec![f32::NEG_INFINITY; n];
+        for d in &self.buf {
+            masked[d.id as usize] = d.logit;
+        }
+        Some(sampler.sample(&masked, recent))
     }
 
     /// Advance the grammar past `tok` (which must be allowed).
