@@ -22,6 +22,10 @@ enum Command {
     Chat(cli::chat::ChatArgs),
     /// Debug: preprocess + encode one image with the vision GGUF and write the embeddings as .npy.
     EncodeImage(cli::encode_image::EncodeImageArgs),
+    /// OpenAI-compatible HTTP server (chat completions, streaming, JSON output).
+    Serve(cli::serve::ServeArgs),
+    /// Ask the same question about every image of a folder or glob; one JSON line per image (resumable).
+    Batch(cli::batch::BatchArgs),
     /// Write a synthetic H2OVL checkpoint (random weights, real HF layout) for demos and benchmarks.
     GenModel(cli::gen_model::GenModelArgs),
 }
@@ -63,6 +67,8 @@ fn main() {
         Command::Chat(a) => cli::chat::run(a),
         Command::EncodeImage(a) => cli::encode_image::run(a),
         Command::GenModel(a) => cli::gen_model::run(a),
+        Command::Serve(a) => cli::serve::run(a),
+        Command::Batch(a) => cli::batch::run(a),
     };
     if let Err(e) = result {
         // One clear line (with its causes), non-zero exit, never a panic trace.

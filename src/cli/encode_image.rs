@@ -3,7 +3,7 @@
 //! Prints the tiling as one JSON line: `{"grid":[cols,rows],"tiles":T,"msac":bool}`.
 use anyhow::{ensure, Context, Result};
 use h2ovl_runtime::npy;
-use h2ovl_runtime::preprocess::{self, PreprocessConfig};
+use h2ovl_runtime::preprocess;
 use h2ovl_runtime::vision::VisionModel;
 use std::path::PathBuf;
 
@@ -21,6 +21,9 @@ pub struct EncodeImageArgs {
     /// Disable MSAC even if the model uses it (2b).
     #[arg(long)]
     pub no_msac: bool,
+    /// Refuse images with more pixels than this (checked from the file header, before decoding).
+    #[arg(long = "max-pixels", default_value_t = preprocess::PIL_MAX_PIXELS)]
+    pub max_pixels: u64,
     /// Threads for the encoder (default: all cores).
     #[arg(short = 't', long, default_value_t = 0)]
     pub threads: usize,
@@ -35,16 +38,9 @@ pub struct EncodeImageArgs {
 pub fn run(a: EncodeImageArgs) -> Result<()> {
     let model = VisionModel::load(&a.mmproj)?;
     let vc = model.config();
-    let mut pc = PreprocessConfig {
-        image_size: vc.image_size as u32,
-        min_tiles: vc.min_dynamic_patch,
-        max_tiles: vc.max_dynamic_patch,
-        use_thumbnail: vc.use_thumbnail,
-        use_msac: vc.use_msac && !a.no_msac,
-        mean: vc.image_mean,
-        std: vc.image_std,
-        ..PreprocessConfig::default()
-    };
+    let mut pc = h2ovl_runtime::llm::vision_encoder::preprocess_config(vc);
+    pc.use_msac &= !a.no_msac;
+    pc.max_pixels = a.max_pixels;
     if let Some(n) = a.max_tiles {
         ensure!(n >= 1, "--max-tiles must be at least 1");
         pc.max_tiles = n;

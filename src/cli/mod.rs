@@ -4,3 +4,5 @@ pub mod gen_model;
 pub mod chat;
 pub mod run;
 pub mod encode_image;
+pub mod serve;
+pub mod batch;

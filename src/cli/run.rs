@@ -37,6 +37,9 @@ pub struct ModelArgs {
     /// Show llama.cpp's own log output.
     #[arg(long)]
     pub verbose: bool,
+    /// Refuse images with more pixels than this (checked from the file header, before decoding).
+    #[arg(long = "max-pixels", default_value_t = h2ovl_runtime::preprocess::PIL_MAX_PIXELS)]
+    pub max_pixels: u64,
 }
 
 impl ModelArgs {
@@ -56,6 +59,7 @@ impl ModelArgs {
                 _ => None,
             },
             verbose: self.verbose,
+            max_pixels: self.max_pixels,
             ..Default::default()
         };
         Pipeline::load(&self.model, self.mmproj.as_deref(), opts)

@@ -37,6 +37,8 @@ pub struct PipelineOptions {
     pub msac: bool,
     /// Show llama.cpp's own logs.
     pub verbose: bool,
+    /// Images with more pixels are refused from their header, before any pixel buffer is allocated.
+    pub max_pixels: u64,
 }
 
 impl Default for PipelineOptions {
@@ -50,6 +52,7 @@ impl Default for PipelineOptions {
             max_tiles: 6,
             msac: true,
             verbose: false,
+            max_pixels: crate::preprocess::PIL_MAX_PIXELS,
         }
     }
 }

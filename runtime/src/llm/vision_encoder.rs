@@ -16,25 +16,31 @@ pub struct VisionEncoder {
 }
 
 /// Load the vision GGUF as an encoder.
-pub fn load(mmproj: &Path, _opts: &PipelineOptions) -> Result<Box<dyn ImageEncoder>> {
-    Ok(Box::new(VisionEncoder::load(mmproj)?))
+pub fn load(mmproj: &Path, opts: &PipelineOptions) -> Result<Box<dyn ImageEncoder>> {
+    let mut enc = VisionEncoder::load(mmproj)?;
+    enc.pre.max_pixels = opts.max_pixels;
+    Ok(Box::new(enc))
 }
 
 impl VisionEncoder {
     pub fn load(mmproj: &Path) -> Result<Self> {
         let model = VisionModel::load(mmproj)?;
-        let c = model.config();
-        let pre = PreprocessConfig {
-            image_size: c.image_size as u32,
-            min_tiles: c.min_dynamic_patch,
-            max_tiles: c.max_dynamic_patch,
-            use_thumbnail: c.use_thumbnail,
-            use_msac: c.use_msac,
-            mean: c.image_mean,
-            std: c.image_std,
-            ..Default::default()
-        };
+        let pre = preprocess_config(model.config());
         Ok(VisionEncoder { model, pre })
+    }
+}
+
+/// The preprocessing the vision GGUF asks for (tile size, tile range, thumbnail, MSAC, mean/std).
+pub fn preprocess_config(c: &crate::vision::VisionConfig) -> PreprocessConfig {
+    PreprocessConfig {
+        image_size: c.image_size as u32,
+        min_tiles: c.min_dynamic_patch,
+        max_tiles: c.max_dynamic_patch,
+        use_thumbnail: c.use_thumbnail,
+        use_msac: c.use_msac,
+        mean: c.image_mean,
+        std: c.image_std,
+        ..Default::default()
     }
 }
 
