@@ -26,6 +26,8 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Ask the same question about every image of a folder or glob; one JSON line per image (resumable).
     Batch(cli::batch::BatchArgs),
+    /// Benchmarks: vision encoder vs FMA peak, LLM vs bare llama.cpp, conversion time and peak RSS.
+    Bench(cli::bench::BenchArgs),
     /// Write a synthetic H2OVL checkpoint (random weights, real HF layout) for demos and benchmarks.
     GenModel(cli::gen_model::GenModelArgs),
 }
@@ -69,6 +71,7 @@ fn main() {
         Command::GenModel(a) => cli::gen_model::run(a),
         Command::Serve(a) => cli::serve::run(a),
         Command::Batch(a) => cli::batch::run(a),
+        Command::Bench(a) => cli::bench::run(a),
     };
     if let Err(e) = result {
         // One clear line (with its causes), non-zero exit, never a panic trace.

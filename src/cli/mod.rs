@@ -6,3 +6,4 @@ pub mod run;
 pub mod encode_image;
 pub mod serve;
 pub mod batch;
+pub mod bench;
