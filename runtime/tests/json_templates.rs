@@ -2,34 +2,14 @@
 //! nested, list, table, chart) in template mode, a JSON Schema, and free `--json`. The tiny
 //! model's values are noise; what is tested is that the grammar makes every output parse, have
 //! exactly the template's keys, and end by itself (the grammar completes, not `max_new_tokens`).
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+mod common;
+use common::*;
 
-use h2ovl_convert::{ConvertOptions, LlmQuant, VisionQuant};
 use h2ovl_runtime::json::template::{find_template, matches_template};
 use h2ovl_runtime::json::{Constraint, Limits, OValue};
 use h2ovl_runtime::llm::{GenerationConfig, History, KvType, Pipeline, PipelineOptions, StopReason};
 
-fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../quant-tests/fixtures/golden")
-}
 
-fn tiny_llm() -> &'static Path {
-    static LLM: OnceLock<PathBuf> = OnceLock::new();
-    LLM.get_or_init(|| {
-        let outdir = tempfile::tempdir().expect("tempdir").keep();
-        h2ovl_convert::convert(&ConvertOptions {
-            input: golden().join("checkpoints/tiny"),
-            outdir,
-            quant: LlmQuant::F32,
-            vision_quant: VisionQuant::F32,
-            quiet: true,
-            threads: Some(2),
-        })
-        .expect("converting the tiny checkpoint")
-        .llm
-    })
-}
 
 fn pipeline() -> Pipeline {
     let o = PipelineOptions { threads: 2, kv_type: KvType::F32, flash_attn: Some(false), ..Default::default() };

@@ -2,32 +2,16 @@
 //! "image" embedding row must give the same logits as feeding the token id, for any layout of
 //! token runs and embedding runs and any chunking (n_batch) — that is what makes the
 //! `<IMG_CONTEXT>` substitution exact.
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+mod common;
+use common::*;
+use std::sync::Arc;
 
 use anyhow::Result;
 use h2ovl_convert::gguf::GgufFile;
-use h2ovl_convert::{ConvertOptions, LlmQuant, VisionQuant};
 use h2ovl_runtime::llm::decode::prefill;
 use h2ovl_runtime::llm::ffi::{Context, ContextParams, KvType, Model, Token};
 use h2ovl_runtime::llm::prompt::Slot;
 
-fn tiny_llm() -> &'static Path {
-    static LLM: OnceLock<PathBuf> = OnceLock::new();
-    LLM.get_or_init(|| {
-        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../quant-tests/fixtures/golden");
-        h2ovl_convert::convert(&ConvertOptions {
-            input: golden.join("checkpoints/tiny"),
-            outdir: tempfile::tempdir().expect("tempdir").keep(),
-            quant: LlmQuant::F32,
-            vision_quant: VisionQuant::F32,
-            quiet: true,
-            threads: Some(2),
-        })
-        .expect("converting the tiny checkpoint")
-        .llm
-    })
-}
 
 fn context(model: &Arc<Model>, n_batch: u32) -> Result<Context> {
     Context::new(

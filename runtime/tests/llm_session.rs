@@ -2,12 +2,13 @@
 //! same tokens/logits as recomputing the conversation from scratch, images are encoded once,
 //! stop tokens and special-token skipping, and the errors users can hit (context overflow
 //! before any compute, images without a vision model, placeholder mismatches, missing files).
+mod common;
+use common::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use anyhow::Result;
-use h2ovl_convert::{ConvertOptions, LlmQuant, VisionQuant};
 use h2ovl_runtime::llm::prompt::{END_ID, IMG_CONTEXT_ID};
 use h2ovl_runtime::llm::{
     GenerationConfig, History, ImageEncoder, ImageInput, KvType, Pipeline, PipelineOptions, PrecomputedEncoder,
@@ -15,27 +16,7 @@ use h2ovl_runtime::llm::{
 };
 use h2ovl_runtime::npy;
 
-fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../quant-tests/fixtures/golden")
-}
 
-/// The tiny checkpoint converted once (F32) for this test process.
-fn tiny_llm() -> &'static Path {
-    static LLM: OnceLock<PathBuf> = OnceLock::new();
-    LLM.get_or_init(|| {
-        let outdir = tempfile::tempdir().expect("tempdir").keep();
-        h2ovl_convert::convert(&ConvertOptions {
-            input: golden().join("checkpoints/tiny"),
-            outdir,
-            quant: LlmQuant::F32,
-            vision_quant: VisionQuant::F32,
-            quiet: true,
-            threads: Some(2),
-        })
-        .expect("converting the tiny checkpoint")
-        .llm
-    })
-}
 
 fn opts() -> PipelineOptions {
     PipelineOptions { threads: 2, kv_type: KvType::F32, flash_attn: Some(false), ..Default::default() }

@@ -3,8 +3,10 @@
 //! library's greedy answer, image data URLs, json_schema, stop strings, malformed requests (400
 //! with an OpenAI error body), API key, body limit, 16 concurrent clients × 10 requests with
 //! only explicit 503s as failures, and a client disconnect that stops generation.
+mod common;
+use common::*;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -13,7 +15,6 @@ use async_openai::error::OpenAIError;
 use async_openai::types::chat::CreateChatCompletionRequest;
 use async_openai::Client;
 use base64::Engine as _;
-use h2ovl_convert::{ConvertOptions, ConvertOutput, LlmQuant, VisionQuant};
 use h2ovl_runtime::llm::{GenerationConfig, History, KvType, Pipeline, PipelineOptions};
 use h2ovl_runtime::serve::{serve, ServeOptions};
 use serde_json::{json, Value};
@@ -22,29 +23,11 @@ use tokio_stream::StreamExt as _;
 
 const KEY: &str = "test-key";
 
-fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../quant-tests/fixtures/golden")
-}
 
-fn tiny() -> &'static ConvertOutput {
-    static OUT: OnceLock<ConvertOutput> = OnceLock::new();
-    OUT.get_or_init(|| {
-        let outdir = tempfile::tempdir().expect("tempdir").keep();
-        h2ovl_convert::convert(&ConvertOptions {
-            input: golden().join("checkpoints/tiny"),
-            outdir,
-            quant: LlmQuant::F32,
-            vision_quant: VisionQuant::F32,
-            quiet: true,
-            threads: Some(2),
-        })
-        .expect("converting the tiny checkpoint")
-    })
-}
 
 fn pipeline() -> Pipeline {
     let o = PipelineOptions { threads: 1, kv_type: KvType::F32, flash_attn: Some(false), ..Default::default() };
-    Pipeline::load(&tiny().llm, Some(&tiny().vision), o).expect("loading the tiny model")
+    Pipeline::load(&tiny_f32().llm, Some(&tiny_f32().vision), o).expect("loading the tiny model")
 }
 
 /// A server on its own thread + tokio runtime (lives for the whole test process).
