@@ -121,59 +121,14 @@ fn write_mmproj(path: &Path, ty: GgmlType) -> Result<()> {
     Ok(())
 }
 
-/// CPU seconds (user + system) this process has used so far, from /proc/self/stat (Linux; NaN
-/// elsewhere). On a shared machine wall time depends on the other load; CPU time does not (much).
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return f64::NAN };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // fields after the command: state(0) ... utime(11) stime(12), in clock ticks (100 Hz on Linux).
-    match (f.get(11).and_then(|v| v.parse::<f64>().ok()), f.get(12).and_then(|v| v.parse::<f64>().ok())) {
-        (Some(u), Some(s)) => (u + s) / 100.0,
-        _ => f64::NAN,
-    }
-}
+use h2ovl_runtime::bench::cpu_seconds;
 
-/// f32 FMA peak of a register-only FMA loop on `threads` threads: (GFLOP per wall second,
+/// f32 FMA peak on `threads` threads (the shared `h2ovl bench` probe): (GFLOP per wall second,
 /// GFLOP per CPU second of one core).
 fn fma_peak(threads: usize) -> (f64, f64) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn spin(iters: u64) -> f32 {
-                use std::arch::x86_64::*;
-                let mut acc = [_mm256_set1_ps(0.0); 10];
-                let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
-                for _ in 0..iters {
-                    for x in acc.iter_mut() {
-                        *x = _mm256_fmadd_ps(*x, a, b);
-                    }
-                }
-                let mut s = [0f32; 8];
-                let mut t = acc[0];
-                for x in &acc[1..] {
-                    t = _mm256_add_ps(t, *x);
-                }
-                _mm256_storeu_ps(s.as_mut_ptr(), t);
-                s.iter().sum()
-            }
-            let iters = 200_000_000u64;
-            let c0 = cpu_seconds();
-            let t0 = Instant::now();
-            let sink: f32 = std::thread::scope(|s| {
-                let hs: Vec<_> = (0..threads).map(|_| s.spawn(move || unsafe { spin(iters) })).collect();
-                hs.into_iter().map(|h| h.join().unwrap()).sum()
-            });
-            let dt = t0.elapsed().as_secs_f64();
-            let cpu = cpu_seconds() - c0;
-            std::hint::black_box(sink);
-            let gflop = (threads as u64 * iters * 10 * 8 * 2) as f64 / 1e9;
-            return (gflop / dt, gflop / cpu);
-        }
-    }
-    let _ = threads;
-    (f64::NAN, f64::NAN)
+    let p = h2ovl_runtime::bench::fma::measure(threads, 200_000_000);
+    println!("FMA-peak loop: {}", p.isa);
+    (p.gflops_wall, p.gflops_per_core_cpu_s)
 }
 
 /// The fc1 GEMM alone (1025 × 1024 → 4096, F32 weights), to separate GEMM efficiency from the rest.
