@@ -68,8 +68,8 @@ pub struct LlmArgs {
     /// KV cache in f32 instead of f16.
     #[arg(long = "kv-f32")]
     pub kv_f32: bool,
-    /// Repetitions of each case (ours then llama.cpp); medians are reported.
-    #[arg(long, default_value_t = 1)]
+    /// Repetitions of each case (ours and llama.cpp, alternating which goes first); medians are reported.
+    #[arg(long, default_value_t = 3)]
     pub runs: usize,
     #[arg(long)]
     pub json: bool,

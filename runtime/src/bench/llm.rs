@@ -35,7 +35,7 @@ pub struct LlmBenchOptions {
     pub n_batch: usize,
     pub flash_attn: Option<bool>,
     pub kv_type: KvType,
-    /// Repetitions of each case (ours then bare); medians are reported.
+    /// Repetitions of each case (ours and bare, alternating which goes first); medians are reported.
     pub runs: usize,
 }
 
@@ -204,13 +204,21 @@ pub fn run(o: &LlmBenchOptions) -> Result<LlmReport> {
     }
     for (name, n) in plan {
         let q = question_of(&pipe, n)?;
-        let (mut mine, mut theirs, mut n_prompt) = (Vec::new(), Vec::new(), 0);
-        for _ in 0..o.runs {
-            let (r, ids) = ours(&mut pipe, &q, o.gen)?;
-            n_prompt = ids.len();
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        let mut ids: Vec<Token> = Vec::new();
+        for run in 0..o.runs {
+            // Alternate which side goes first, so a drift in machine load does not favour one.
+            if run % 2 == 1 {
+                theirs.push(bare(&mut ctx, &ids, o.gen)?);
+            }
+            let (r, got) = ours(&mut pipe, &q, o.gen)?;
+            ids = got;
             mine.push(r);
-            theirs.push(bare(&mut ctx, &ids, o.gen)?);
+            if run % 2 == 0 {
+                theirs.push(bare(&mut ctx, &ids, o.gen)?);
+            }
         }
+        let n_prompt = ids.len();
         let med = |v: &[Run], f: fn(&Run) -> f64| super::median(&v.iter().map(f).collect::<Vec<_>>());
         let (op, bp) = (med(&mine, |r| r.prefill_tok_s), med(&theirs, |r| r.prefill_tok_s));
         let (od, bd) = (med(&mine, |r| r.decode_tok_s), med(&theirs, |r| r.decode_tok_s));

@@ -36,6 +36,7 @@ fn benches_run_on_the_tiny_checkpoint() {
         prompt_tokens: 24,
         gen: 4,
         long_prefix: 80,
+        runs: 2,
         ..Default::default()
     })
     .unwrap();
