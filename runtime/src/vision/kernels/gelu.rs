@@ -150,6 +150,9 @@ pub fn gelu_inplace(isa: Isa, v: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: Isa::Avx2 is only chosen when AVX2/FMA were detected.
         Isa::Avx2 => unsafe { super::avx2::gelu_inplace(v) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: Isa::Neon is only chosen when NEON was detected.
+        Isa::Neon => unsafe { super::neon::gelu_inplace(v) },
         _ => v.iter_mut().for_each(|x| *x = gelu_scalar(*x)),
     }
 }

@@ -1,7 +1,13 @@
-//! aarch64 Advanced SIMD (NEON) GEMM microkernel (twin: `gemm::kernel_scalar`): 6×16 tile in
-//! 24 q-register accumulators. The element-wise kernels (GELU, softmax, LayerNorm) use their
-//! scalar twins on aarch64 for now; the GEMM is where the time goes.
+//! aarch64 Advanced SIMD (NEON) kernels of the vision encoder, each the twin of a scalar one:
+//! - GEMM microkernel (twin: `gemm::kernel_scalar`): 6×16 tile in 24 q-register accumulators;
+//! - `exp`/softmax (twin: `softmax::softmax_row_scalar`), exact-erf GELU (twin:
+//!   `gelu::gelu_scalar`) and LayerNorm (twin: `layernorm::layernorm_row_scalar`), 4 lanes at a
+//!   time. `exp` and `erf` do the scalar twin's operations in the same order with separate
+//!   multiplies and adds (no FMA), so they round as the twin does; the erfc interval's
+//!   coefficients are picked per lane with a byte table lookup (`tbl`), NEON's in-register permute.
+use super::gelu::{table, NCOEF, NINT};
 use super::gemm::{MR, NR};
+use super::softmax::{EXP_C, EXP_HI, EXP_LO, LN2_HI, LN2_LO, LOG2E};
 use std::arch::aarch64::*;
 
 /// # Safety
@@ -74,6 +80,171 @@ unsafe fn store(acc: &[[float32x4_t; 4]; MR], c: *mut f32, ldc: usize, mr: usize
     }
 }
 
+/// 4-lane exp (twin: `softmax::exp_scalar`, same operations in the same order).
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn exp4(x: float32x4_t) -> float32x4_t {
+    let x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(EXP_LO)), vdupq_n_f32(EXP_HI));
+    let n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(LOG2E)));
+    let r = vsubq_f32(vsubq_f32(x, vmulq_f32(n, vdupq_n_f32(LN2_HI))), vmulq_f32(n, vdupq_n_f32(LN2_LO)));
+    let mut p = vdupq_n_f32(EXP_C[7]);
+    for k in (0..7).rev() {
+        p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(EXP_C[k]));
+    }
+    let e = vshlq_n_s32::<23>(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)));
+    vmulq_f32(p, vreinterpretq_f32_s32(e))
+}
+
+/// In-place softmax of `row · scale` (twin: `softmax::softmax_row_scalar`). `maxNum` semantics
+/// (`fmaxnm`) for the row maximum, as `f32::max` in the twin.
+///
+/// # Safety
+/// NEON available.
+#[target_feature(enable = "neon")]
+pub unsafe fn softmax_row(row: &mut [f32], scale: f32) {
+    let n = row.len();
+    let n4 = n / 4 * 4;
+    let p = row.as_mut_ptr();
+    let mut vmax = vdupq_n_f32(f32::NEG_INFINITY);
+    let mut i = 0;
+    while i < n4 {
+        vmax = vmaxnmq_f32(vmax, vld1q_f32(p.add(i)));
+        i += 4;
+    }
+    let mut max = vmaxnmvq_f32(vmax);
+    for v in &row[n4..] {
+        max = max.max(*v);
+    }
+    let (vm, vs) = (vdupq_n_f32(max), vdupq_n_f32(scale));
+    let mut vsum = vdupq_n_f32(0.0);
+    i = 0;
+    while i < n4 {
+        let e = exp4(vmulq_f32(vsubq_f32(vld1q_f32(p.add(i)), vm), vs));
+        vst1q_f32(p.add(i), e);
+        vsum = vaddq_f32(vsum, e);
+        i += 4;
+    }
+    let mut sum = vaddvq_f32(vsum);
+    for v in &mut row[n4..] {
+        *v = super::softmax::exp_scalar((*v - max) * scale);
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    let vinv = vdupq_n_f32(inv);
+    i = 0;
+    while i < n4 {
+        vst1q_f32(p.add(i), vmulq_f32(vld1q_f32(p.add(i)), vinv));
+        i += 4;
+    }
+    for v in &mut row[n4..] {
+        *v *= inv;
+    }
+}
+
+/// 4-lane erf (twin: `gelu::erf_scalar`): both branches computed, selected by |x|; each lane's
+/// erfc-interval coefficient comes from a two-register byte table lookup over `big_t[k]`.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn erf4(x: float32x4_t) -> float32x4_t {
+    let t = table();
+    let one = vdupq_n_f32(1.0);
+    let ax = vabsq_f32(x);
+    let sign = vandq_u32(vreinterpretq_u32_f32(x), vdupq_n_u32(0x8000_0000));
+    let with_sign = |v: float32x4_t| vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(v), sign));
+    // |x| < 1: x · P(2x² − 1)
+    let u = vsubq_f32(vmulq_f32(vdupq_n_f32(2.0), vmulq_f32(x, x)), one);
+    let mut p = vdupq_n_f32(t.small[NCOEF - 1]);
+    for k in (0..NCOEF - 1).rev() {
+        p = vaddq_f32(vmulq_f32(p, u), vdupq_n_f32(t.small[k]));
+    }
+    let small = vmulq_f32(x, p);
+    // 1 ≤ |x| < 4: ±(1 − Q_i(u)), i = trunc(2(|x| − 1)) clamped to [0, NINT − 1].
+    let fi = vmulq_f32(vsubq_f32(ax, one), vdupq_n_f32(2.0));
+    let fi = vminq_f32(vmaxq_f32(fi, vdupq_n_f32(0.0)), vdupq_n_f32((NINT - 1) as f32));
+    let idx = vcvtq_u32_f32(fi);
+    let centre = vaddq_f32(vdupq_n_f32(1.25), vmulq_f32(vdupq_n_f32(0.5), vcvtq_f32_u32(idx)));
+    let ub = vmulq_f32(vsubq_f32(ax, centre), vdupq_n_f32(4.0));
+    // Byte indices 4i..4i+3 of each lane's f32 in the 8-float row big_t[k].
+    let bytes = vreinterpretq_u8_u32(vmlaq_u32(vdupq_n_u32(0x0302_0100), idx, vdupq_n_u32(0x0404_0404)));
+    const { assert!(NINT <= 8) };
+    let coef = |k: usize| {
+        let row = t.big_t[k].as_ptr() as *const u8;
+        let tab = uint8x16x2_t(vld1q_u8(row), vld1q_u8(row.add(16)));
+        vreinterpretq_f32_u8(vqtbl2q_u8(tab, bytes))
+    };
+    let mut q = coef(NCOEF - 1);
+    for k in (0..NCOEF - 1).rev() {
+        q = vaddq_f32(vmulq_f32(q, ub), coef(k));
+    }
+    let big = with_sign(vsubq_f32(one, q));
+    let sat = with_sign(one);
+    let r = vbslq_f32(vcltq_f32(ax, vdupq_n_f32(4.0)), big, sat);
+    let r = vbslq_f32(vcltq_f32(ax, one), small, r);
+    vbslq_f32(vceqq_f32(x, x), r, x) // NaN stays NaN
+}
+
+/// In-place exact GELU (twin: `gelu::gelu_scalar`).
+///
+/// # Safety
+/// NEON available.
+#[target_feature(enable = "neon")]
+pub unsafe fn gelu_inplace(v: &mut [f32]) {
+    let n4 = v.len() / 4 * 4;
+    let p = v.as_mut_ptr();
+    let (half, one, rs2) = (vdupq_n_f32(0.5), vdupq_n_f32(1.0), vdupq_n_f32(std::f32::consts::FRAC_1_SQRT_2));
+    let mut i = 0;
+    while i < n4 {
+        let x = vld1q_f32(p.add(i));
+        let e = erf4(vmulq_f32(x, rs2));
+        vst1q_f32(p.add(i), vmulq_f32(vmulq_f32(half, x), vaddq_f32(one, e)));
+        i += 4;
+    }
+    for x in &mut v[n4..] {
+        *x = super::gelu::gelu_scalar(*x);
+    }
+}
+
+/// LayerNorm of one row (twin: `layernorm::layernorm_row_scalar`): the same two passes, with
+/// FMAs for the centred squares and the affine output (as the AVX2 twin).
+///
+/// # Safety
+/// NEON available; all slices of equal length.
+#[target_feature(enable = "neon")]
+pub unsafe fn layernorm_row(x: &[f32], y: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+    let n = x.len();
+    let n4 = n / 4 * 4;
+    let xp = x.as_ptr();
+    let mut s = vdupq_n_f32(0.0);
+    let mut i = 0;
+    while i < n4 {
+        s = vaddq_f32(s, vld1q_f32(xp.add(i)));
+        i += 4;
+    }
+    let sum = vaddvq_f32(s) + x[n4..].iter().sum::<f32>();
+    let mean = sum / n as f32;
+    let vm = vdupq_n_f32(mean);
+    let mut s2 = vdupq_n_f32(0.0);
+    i = 0;
+    while i < n4 {
+        let d = vsubq_f32(vld1q_f32(xp.add(i)), vm);
+        s2 = vfmaq_f32(s2, d, d);
+        i += 4;
+    }
+    let ss = vaddvq_f32(s2) + x[n4..].iter().map(|v| (v - mean) * (v - mean)).sum::<f32>();
+    let rstd = 1.0 / (ss / n as f32 + eps).sqrt();
+    let vr = vdupq_n_f32(rstd);
+    i = 0;
+    while i < n4 {
+        let d = vmulq_f32(vsubq_f32(vld1q_f32(xp.add(i)), vm), vr);
+        let o = vfmaq_f32(vld1q_f32(b.as_ptr().add(i)), d, vld1q_f32(w.as_ptr().add(i)));
+        vst1q_f32(y.as_mut_ptr().add(i), o);
+        i += 4;
+    }
+    for j in n4..n {
+        y[j] = (x[j] - mean) * rstd * w[j] + b[j];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     // Also exercised end to end by `gemm::tests::simd_gemm_equals_scalar` through `simd_isa()`;
@@ -81,6 +252,7 @@ mod tests {
     // microkernel with its scalar twin directly on both A layouts, partial tiles and accumulation.
     use super::super::gemm::{kernel_scalar, MR, NR};
     use super::super::{isa, simd_isa, Isa};
+    use std::arch::aarch64::*;
 
     fn data(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);
@@ -140,6 +312,93 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Values that hit every erf branch and edge: interval borders, ±0, ±4, saturation, ±inf, NaN.
+    fn erf_probe() -> Vec<f32> {
+        let mut v: Vec<f32> = (0..20_011).map(|i| (i as f32 - 10_005.0) * 6.1e-4 * (1.0 + (i % 5) as f32)).collect();
+        for b in [0.0f32, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0] {
+            for x in [b, f32::from_bits(b.to_bits().wrapping_sub(1)), f32::from_bits(b.to_bits() + 1)] {
+                v.extend([x, -x]);
+            }
+        }
+        v.extend([1e-30, -1e-30, 7.0, -7.0, f32::MAX, f32::MIN, f32::INFINITY, f32::NEG_INFINITY, f32::NAN]);
+        v
+    }
+
+    #[test]
+    fn erf4_and_exp4_round_as_their_scalar_twins() {
+        // Same operations in the same order, no FMA: every lane must be bit-identical.
+        use super::super::{gelu::erf_scalar, softmax::exp_scalar};
+        let xs = erf_probe();
+        for (name, f4, f1) in [
+            ("erf", super::erf4 as unsafe fn(float32x4_t) -> float32x4_t, erf_scalar as fn(f32) -> f32),
+            ("exp", super::exp4, exp_scalar),
+        ] {
+            for chunk in xs.chunks_exact(4) {
+                let mut got = [0f32; 4];
+                // SAFETY: NEON is baseline on aarch64; 4-element buffers.
+                unsafe { vst1q_f32(got.as_mut_ptr(), f4(vld1q_f32(chunk.as_ptr()))) };
+                for (x, g) in chunk.iter().zip(got) {
+                    let w = f1(*x);
+                    assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{name}({x:e}): {g:e} vs {w:e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gelu_equals_scalar_twin() {
+        use super::super::gelu::gelu_scalar;
+        // Odd length: the scalar tail is exercised too. Tolerance of `gelu::tests::gelu_simd_equals_scalar`.
+        let xs: Vec<f32> = erf_probe().iter().map(|x| x * std::f32::consts::SQRT_2).chain([0.3]).collect();
+        let mut got = xs.clone();
+        // SAFETY: NEON is baseline on aarch64.
+        unsafe { super::gelu_inplace(&mut got) };
+        for (x, g) in xs.iter().zip(&got) {
+            let w = gelu_scalar(*x);
+            if w.is_nan() {
+                assert!(g.is_nan(), "gelu({x}) = {g}, want NaN");
+            } else {
+                assert!(*g == w || (g - w).abs() <= 1e-6 * w.abs().max(1.0), "gelu({x}): {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_equals_scalar_twin() {
+        use super::super::softmax::softmax_row_scalar;
+        // Tolerance of `softmax::tests::softmax_simd_equals_scalar`; lengths cover the tail paths.
+        for len in [1usize, 3, 4, 5, 33, 1025] {
+            let row: Vec<f32> = data(len, len as u32).iter().map(|v| v * 40.0).collect();
+            let (mut want, mut got) = (row.clone(), row.clone());
+            softmax_row_scalar(&mut want, 0.125);
+            // SAFETY: NEON is baseline on aarch64.
+            unsafe { super::softmax_row(&mut got, 0.125) };
+            for (w, g) in want.iter().zip(&got) {
+                assert!((w - g).abs() <= 1e-6 * w.abs().max(1e-30) + 1e-9, "len {len}: {g} vs {w}");
+            }
+            assert!((got.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn layernorm_equals_scalar_twin() {
+        use super::super::layernorm::layernorm_row_scalar;
+        // Tolerance of `layernorm::tests::layernorm_simd_equals_scalar`; one large outlier per row.
+        for d in [1usize, 3, 4, 7, 33, 1024, 4099] {
+            let mut x = data(d, 3 + d as u32);
+            x[d / 2] += 60.0;
+            let w: Vec<f32> = data(d, 5).iter().map(|v| 1.0 + v).collect();
+            let b = data(d, 9);
+            let (mut want, mut got) = (vec![0f32; d], vec![0f32; d]);
+            layernorm_row_scalar(&x, &mut want, &w, &b, 1e-6);
+            // SAFETY: NEON is baseline on aarch64; all slices of length d.
+            unsafe { super::layernorm_row(&x, &mut got, &w, &b, 1e-6) };
+            for (w, g) in want.iter().zip(&got) {
+                assert!((w - g).abs() <= 1e-5 * w.abs().max(1.0), "d {d}: {g} vs {w}");
             }
         }
     }

@@ -47,6 +47,9 @@ pub fn softmax_row(isa: Isa, row: &mut [f32], scale: f32) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: Isa::Avx2 is only chosen when AVX2/FMA were detected.
         Isa::Avx2 => unsafe { super::avx2::softmax_row(row, scale) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: Isa::Neon is only chosen when NEON was detected.
+        Isa::Neon => unsafe { super::neon::softmax_row(row, scale) },
         _ => softmax_row_scalar(row, scale),
     }
 }
