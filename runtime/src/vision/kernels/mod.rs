@@ -6,18 +6,32 @@
 //! AVX2/FMA or NEON) and SIMD versions in [`avx2`] (x86-64) and `neon` (aarch64). The ISA is
 //! detected once at run time ([`isa`]) — never at compile time, so one portable binary runs
 //! the fast path wherever the CPU has it. Tests hold every SIMD kernel equal to its twin.
+//!
+//! The int8 path of the linear layers ([`qgemm`], [`qpack`]; SIMD in `qavx` / `qneon`) has its
+//! own ISA ladder ([`QIsa`], [`qisa`]) because its best instructions (VNNI, `sdot`) are separate
+//! CPU features from the f32 path's AVX2/FMA.
 pub mod gelu;
 pub mod gemm;
 pub mod layernorm;
 pub mod pack;
+pub mod qgemm;
+pub mod qpack;
 pub mod softmax;
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
+#[cfg(target_arch = "x86_64")]
+pub mod qavx;
+#[cfg(target_arch = "aarch64")]
+pub mod qneon;
 
 use std::sync::OnceLock;
+
+fn forced_scalar() -> bool {
+    std::env::var("H2OVL_VISION_ISA").map(|v| v.eq_ignore_ascii_case("scalar")).unwrap_or(false)
+}
 
 /// Instruction set the kernels dispatch to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +49,7 @@ pub enum Isa {
 pub fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| {
-        if std::env::var("H2OVL_VISION_ISA").map(|v| v.eq_ignore_ascii_case("scalar")).unwrap_or(false) {
+        if forced_scalar() {
             return Isa::Scalar;
         }
         detect()
@@ -67,4 +81,64 @@ pub fn simd_isa() -> Option<Isa> {
         Isa::Scalar => None,
         i => Some(i),
     }
+}
+
+/// Instruction set of the int8 GEMM (all produce the same int32 sums, see [`qgemm`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QIsa {
+    /// Portable Rust, plain i32 sums (the reference twin).
+    Scalar,
+    /// x86-64 AVX2: `maddubs(|a|, sign(w, a))` + `madd` (exact: |a|, |w| ≤ 127, no i16 saturation).
+    Avx2,
+    /// x86-64 AVX-512 VNNI (+BW): `vpdpbusd` on zmm with u8 activations `a + 128`.
+    Avx512Vnni,
+    /// aarch64 with the dot-product extension: `sdot`.
+    NeonDot,
+    /// aarch64 Advanced SIMD without dotprod: `smull` + pairwise adds.
+    Neon,
+}
+
+impl QIsa {
+    /// Whether this ISA stores activations as `u8 = a + 128` (then sums are corrected by `128·Σw`).
+    pub fn offset_a(self) -> bool {
+        self == QIsa::Avx512Vnni
+    }
+}
+
+/// Detects the best int8 ISA once (`H2OVL_VISION_ISA=scalar` forces the scalar twin, as for [`isa`]).
+pub fn qisa() -> QIsa {
+    static Q: OnceLock<QIsa> = OnceLock::new();
+    *Q.get_or_init(|| if forced_scalar() { QIsa::Scalar } else { qdetect() })
+}
+
+/// Every int8 ISA this CPU can run besides the scalar twin (for tests).
+pub fn qsimd_isas() -> Vec<QIsa> {
+    let mut v = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            v.push(QIsa::Avx2);
+        }
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+        {
+            v.push(QIsa::Avx512Vnni);
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            v.push(QIsa::Neon);
+            if std::arch::is_aarch64_feature_detected!("dotprod") {
+                v.push(QIsa::NeonDot);
+            }
+        }
+    }
+    v
+}
+
+fn qdetect() -> QIsa {
+    // The last entry of `qsimd_isas` is the fastest.
+    qsimd_isas().pop().unwrap_or(QIsa::Scalar)
 }
