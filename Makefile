@@ -7,7 +7,7 @@ DEMO := demo
 DEMO_MODEL := $(DEMO)/h2ovl-demo-small
 DEMO_IMAGE := quant-tests/fixtures/golden/images/gradient_640x480.png
 
-.PHONY: all prereqs build demo test clean-demo test-aarch64
+.PHONY: all prereqs build demo test clean-demo test-aarch64 test-aarch64-ci build-aarch64-pi5
 all: build
 
 prereqs:
@@ -32,6 +32,17 @@ test: prereqs
 # and golden tests under qemu-aarch64 (installs the cross toolchain and qemu-user with apt when allowed).
 test-aarch64:
 	@scripts/cross-aarch64.sh
+
+# The aarch64 subset CI runs after `make test` (.ci/run): vision kernel + preprocess unit tests and the
+# vision/preprocess/e2e golden tests under qemu-aarch64; fails with the apt command to run if the cross
+# toolchain or qemu-user is missing and cannot be installed.
+test-aarch64-ci:
+	@scripts/cross-aarch64.sh --ci
+
+# Raspberry Pi 5 (Cortex-A76) cross build with llama.cpp's dotprod kernels, in target/aarch64-pi5; checks
+# with objdump that ggml-cpu contains sdot (docs/raspberry-pi.md).
+build-aarch64-pi5:
+	@scripts/cross-aarch64.sh --pi5
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -11,8 +11,18 @@
 # prerequisites of scripts/install-prereqs.sh (cmake, libclang) and the rustup target. Installed with apt
 # when allowed (root or passwordless sudo); H2OVL_NO_INSTALL=1 only checks.
 #
-# Usage: scripts/cross-aarch64.sh [--build-only]
-#   --build-only   cross-build the tests and the h2ovl binary, do not run anything under qemu.
+# Usage: scripts/cross-aarch64.sh [--build-only | --ci | --pi5]
+#   (none)        cross-build the h2ovl binary and the tests of runtime/convert/quant-tests, run them.
+#   --build-only  the same build, nothing run under qemu.
+#   --ci          the CI subset (`make test-aarch64-ci`, called by .ci/run): builds only the test
+#                 targets it runs and runs the vision kernel + preprocess unit tests, vision_golden,
+#                 preprocess_golden and e2e_golden minus its slowest own-vision cases (~1 min of CPU
+#                 each under qemu; the same vision path is covered by vision_golden) under qemu.
+#   --pi5         Raspberry Pi 5 (Cortex-A76) variant, build only, in target/aarch64-pi5: llama.cpp's
+#                 ggml-cpu compiled for armv8.2-a+dotprod+fp16 (int8 `sdot` kernels for Q4_0/Q8_0),
+#                 our crates with +dotprod,+fp16; then proves with objdump that ggml-cpu contains
+#                 `sdot` and that the plain armv8-a build (target/aarch64, if built) does not.
+# H2OVL_AARCH64_TARGET_DIR overrides the target dir (e.g. a fresh one to time a from-scratch build).
 # Timings of the build and of the qemu run are printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,14 +30,18 @@ cd "$(dirname "$0")/.."
 TARGET=aarch64-unknown-linux-gnu
 SYSROOT=/usr/aarch64-linux-gnu
 CARGO=${CARGO:-cargo}
-build_only=0
+mode=full
 for a in "$@"; do
   case "$a" in
-    --build-only) build_only=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --build-only) mode=build ;;
+    --ci) mode=ci ;;
+    --pi5) mode=pi5 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "error: unknown argument '$a' (see --help)" >&2; exit 2 ;;
   esac
 done
+build_only=0
+case $mode in build|pi5) build_only=1 ;; esac
 
 # --- prerequisites --------------------------------------------------------------------------------------
 scripts/install-prereqs.sh
@@ -68,24 +82,89 @@ export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export BINDGEN_EXTRA_CLANG_ARGS_aarch64_unknown_linux_gnu="--sysroot=$SYSROOT"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $SYSROOT"
-export CARGO_TARGET_DIR="$PWD/target/aarch64"
+plain_dir="$PWD/target/aarch64"
+if [ $mode = pi5 ]; then
+  default_dir="$PWD/target/aarch64-pi5"
+else
+  default_dir="$plain_dir"
+fi
+export CARGO_TARGET_DIR="${H2OVL_AARCH64_TARGET_DIR:-$default_dir}"
+mkdir -p "$CARGO_TARGET_DIR"
 
 crates=(-p h2ovl-runtime -p h2ovl-convert -p h2ovl-quant-tests)
 cargo_x() { "$CARGO" "$@" --release --locked --target "$TARGET"; }
+fail=0
+run() { echo "== $*" >&2; cargo_x test "$@" || fail=1; }
+
+# --- Raspberry Pi 5: dotprod build ---------------------------------------------------------------------
+if [ $mode = pi5 ]; then
+  # llama-cpp-sys-2's build.rs pins ggml-cpu to GGML_CPU_ARM_ARCH=armv8-a on aarch64 Linux unless
+  # rustc's target-cpu is `native`, and it defines that AFTER forwarding GGML_* env vars, so
+  # `GGML_CPU_ARM_ARCH=...` in the environment loses. `-C target-cpu=cortex-a76` cannot be used
+  # either: build.rs passes it on to gcc as `-march=cortex-a76`, which gcc rejects. It does forward
+  # CMAKE_* env vars, so a CMAKE_PROJECT_INCLUDE file (run by CMake right after llama.cpp's
+  # `project()`, before ggml reads the option) overrides the cached value.
+  arch=${H2OVL_PI5_ARM_ARCH:-armv8.2-a+dotprod+fp16}
+  inc="$CARGO_TARGET_DIR/ggml-cpu-arm-arch.cmake"
+  printf '# Written by scripts/cross-aarch64.sh --pi5\nset(GGML_CPU_ARM_ARCH "%s" CACHE STRING "ggml-cpu -march" FORCE)\n' "$arch" >"$inc"
+  export CMAKE_PROJECT_INCLUDE="$inc"
+  # Our crates: the same features for LLVM's auto-vectorisation (the NEON/int8 kernels already pick
+  # dotprod at run time).
+  export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+dotprod,+fp16"
+  t0=$(date +%s)
+  cargo_x build --bin h2ovl
+  t1=$(date +%s)
+  echo "pi5 cross build: $((t1 - t0)) s (target dir $CARGO_TARGET_DIR, ggml-cpu -march=$arch)" >&2
+  # Proof: ggml-cpu's int8 dot products compiled to sdot in this build and not in the plain one.
+  count_sdot() {
+    local lib
+    lib=$(find "$1/$TARGET/release/build" -path '*llama-cpp-sys-2-*/out/lib*/libggml-cpu.a' 2>/dev/null | head -n1)
+    [ -n "$lib" ] || { echo "none"; return; }
+    aarch64-linux-gnu-objdump -d "$lib" | grep -cw sdot || true
+  }
+  n_pi5=$(count_sdot "$CARGO_TARGET_DIR")
+  n_plain=$(count_sdot "$plain_dir")
+  echo "sdot instructions in libggml-cpu.a: pi5 build $n_pi5, plain armv8-a build $n_plain" >&2
+  if [ "$n_pi5" = none ] || [ "$n_pi5" -eq 0 ]; then
+    echo "error: the pi5 build's libggml-cpu.a has no sdot instruction: the dotprod flags did not reach llama.cpp" >&2
+    exit 1
+  fi
+  if [ "$n_plain" != none ] && [ "$n_plain" -ne 0 ]; then
+    echo "error: the plain armv8-a build contains sdot; the comparison proves nothing" >&2
+    exit 1
+  fi
+  exit 0
+fi
 
 t0=$(date +%s)
-cargo_x build --bin h2ovl
-cargo_x test --no-run "${crates[@]}"
+if [ $mode = ci ]; then
+  # Only what the CI subset runs (no h2ovl binary, no convert/quant unit tests).
+  cargo_x test --no-run -p h2ovl-runtime --lib --test vision_golden --test preprocess_golden
+  cargo_x test --no-run -p h2ovl-quant-tests --test e2e_golden
+else
+  cargo_x build --bin h2ovl
+  cargo_x test --no-run "${crates[@]}"
+fi
 t1=$(date +%s)
 echo "cross build: $((t1 - t0)) s (target dir $CARGO_TARGET_DIR)" >&2
 [ $build_only = 1 ] && exit 0
+
+if [ $mode = ci ]; then
+  run -p h2ovl-runtime --lib vision
+  run -p h2ovl-runtime --lib preprocess
+  run -p h2ovl-runtime --test vision_golden
+  run -p h2ovl-runtime --test preprocess_golden
+  run -p h2ovl-quant-tests --test e2e_golden -- --skip own_vision
+  t2=$(date +%s)
+  echo "aarch64 CI subset: cross build $((t1 - t0)) s, qemu tests $((t2 - t1)) s" >&2
+  [ $fail = 0 ] || echo "error: aarch64 tests failed under qemu (see above)" >&2
+  exit $fail
+fi
 
 # --- tests under qemu ----------------------------------------------------------------------------------
 # Unit tests of the compute stages (vision kernels + encoder, preprocess, quantizers) and the golden
 # tests that compare against the reference outputs. The LLM/serve tests exercise llama.cpp itself
 # (already run by upstream on ARM) and are left to the x86 suite.
-fail=0
-run() { echo "== $*" >&2; cargo_x test "$@" || fail=1; }
 run -p h2ovl-runtime --lib vision
 run -p h2ovl-runtime --lib preprocess
 run -p h2ovl-runtime --test vision_golden
