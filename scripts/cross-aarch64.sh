@@ -92,7 +92,8 @@ export CARGO_TARGET_DIR="${H2OVL_AARCH64_TARGET_DIR:-$default_dir}"
 mkdir -p "$CARGO_TARGET_DIR"
 
 crates=(-p h2ovl-runtime -p h2ovl-convert -p h2ovl-quant-tests)
-cargo_x() { "$CARGO" "$@" --release --locked --target "$TARGET"; }
+# Cargo's own flags go before the caller's, so that arguments after `--` stay the test harness's.
+cargo_x() { "$CARGO" "$1" --release --locked --target "$TARGET" "${@:2}"; }
 fail=0
 run() { echo "== $*" >&2; cargo_x test "$@" || fail=1; }
 
