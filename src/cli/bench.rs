@@ -1,4 +1,4 @@
-//! `h2ovl bench vision|llm|convert`: the README's figures, reproducible on any machine. The
+//! `h2ovl bench vision|llm|convert|clip`: the README's figures, reproducible on any machine. The
 //! measuring code lives in `h2ovl_runtime::bench`; this file parses options and prints either
 //! one human-readable report or (`--json`) one JSON object.
 use anyhow::Result;
@@ -22,6 +22,9 @@ pub enum BenchCommand {
     Llm(LlmArgs),
     /// Wall time, CPU time and peak RSS of converting a checkpoint.
     Convert(ConvertArgs),
+    /// Our vision encoder vs llama.cpp's own clip encoder (mtmd) on the same mmproj, tile and
+    /// threads: time ratio and per-token cosine. Needs a build with `--features mtmd`.
+    Clip(ClipArgs),
 }
 
 #[derive(Args)]
@@ -96,6 +99,65 @@ pub struct ConvertArgs {
     pub json: bool,
 }
 
+#[derive(Args)]
+pub struct ClipArgs {
+    /// Vision GGUF (mmproj) written by `h2ovl convert`.
+    #[arg(long)]
+    pub mmproj: PathBuf,
+    /// Text GGUF whose width equals the projector output (mtmd checks it; only its vocabulary
+    /// and hyper-parameters are loaded).
+    #[arg(long)]
+    pub text_model: PathBuf,
+    /// Threads for both encoders (0 = all cores).
+    #[arg(short = 't', long, default_value_t = 0)]
+    pub threads: usize,
+    /// Timed runs of each encoder after one warm-up each; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Clip's flash attention (on = what its auto mode picks on CPU).
+    #[arg(long = "flash-attn", default_value = "on", value_parser = ["on", "off"])]
+    pub flash_attn: String,
+    /// Image to encode, stretched to one 448 tile if needed (default: a synthetic 448×448 image).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Skip the control run of clip on a copy of the mmproj with the position rows rotated
+    /// (it shows that clip's CLS-after-patches order is the whole difference).
+    #[arg(long)]
+    pub no_pos_control: bool,
+    /// Folder for that temporary copy (default: the system temp dir).
+    #[arg(long)]
+    pub scratch_dir: Option<PathBuf>,
+    /// Show llama.cpp's and clip's log.
+    #[arg(long)]
+    pub verbose: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "mtmd")]
+fn run_clip(c: ClipArgs) -> Result<()> {
+    let r = bench::clip::run(&bench::clip::ClipBenchOptions {
+        mmproj: c.mmproj,
+        text_model: c.text_model,
+        threads: c.threads,
+        runs: c.runs,
+        flash_attn: c.flash_attn == "on",
+        image: c.image,
+        pos_control: !c.no_pos_control,
+        scratch_dir: c.scratch_dir,
+        verbose: c.verbose,
+    })?;
+    print(&r, c.json, bench::to_json)
+}
+
+#[cfg(not(feature = "mtmd"))]
+fn run_clip(_: ClipArgs) -> Result<()> {
+    anyhow::bail!(
+        "`h2ovl bench clip` needs llama.cpp's mtmd library: rebuild with `cargo build --release --features mtmd` \
+         (use a separate CARGO_TARGET_DIR, e.g. CARGO_TARGET_DIR=target-mtmd, as it rebuilds llama.cpp)"
+    )
+}
+
 /// Text or one JSON object.
 fn print<T: std::fmt::Display>(report: &T, json: bool, to_json: fn(&T) -> Result<String>) -> Result<()> {
     if json {
@@ -146,5 +208,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
             })?;
             print(&r, c.json, bench::to_json)
         }
+        BenchCommand::Clip(c) => run_clip(c),
     }
 }

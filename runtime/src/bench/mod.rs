@@ -8,6 +8,8 @@
 //!
 //! Every report is `serde::Serialize` (the CLI's `--json`) and carries CPU time next to wall time:
 //! on a shared machine wall time depends on the other load, CPU time much less.
+/// Our encoder vs llama.cpp's clip (libmtmd) on the same mmproj; the comparison needs feature `mtmd`.
+pub mod clip;
 pub mod convert;
 pub mod fma;
 pub mod llm;
