@@ -60,7 +60,13 @@ unsafe impl Send for Model {}
 unsafe impl Sync for Model {}
 
 impl Model {
-    /// Load a GGUF file (memory-mapped). `vocab_only` skips the weights (tokenizer-only use).
+    /// Load a GGUF file. `vocab_only` skips the weights (tokenizer-only use).
+    ///
+    /// Why weights are read, not memory-mapped (unless `H2OVL_LLM_MMAP=1`): on x86 (AVX2) and ARM
+    /// llama.cpp repacks Q4_0/Q4_K matrices into interleaved copies (its CPU_REPACK buffer, 223 MiB
+    /// of the 0.8B Q4_0's 284 MiB); with mmap the file pages it read to repack stay resident too,
+    /// so peak RSS held the repacked weights twice (measured: 952 MB for a 640 MB pair of GGUFs).
+    /// Reading puts each tensor in exactly one buffer; speed is the same (same kernels).
     pub fn load(path: &Path, vocab_only: bool) -> Result<Model> {
         init_backend();
         if !path.is_file() {
@@ -72,6 +78,9 @@ impl Model {
         let mut params = unsafe { sys::llama_model_default_params() };
         params.n_gpu_layers = 0;
         params.vocab_only = vocab_only;
+        if std::env::var("H2OVL_LLM_MMAP").map(|v| v != "1").unwrap_or(true) {
+            params.load_mode = sys::LLAMA_LOAD_MODE_NONE;
+        }
         // SAFETY: `cpath` is a valid NUL-terminated string for the duration of the call;
         // the returned pointer is owned by us (freed in Drop) or null on failure.
         let raw = unsafe { sys::llama_model_load_from_file(cpath.as_ptr(), params) };
