@@ -2,10 +2,12 @@
 //! the tiny checkpoints are converted to vision GGUFs (F32, F16, Q8_0) with `h2ovl_convert`, the
 //! reference tiles (lossless PNGs) are normalized exactly as torchvision does, and
 //! - F32: `vit_hidden_tile0` max abs ≤ 1e-4, `image_embeds` max abs ≤ 5e-5 and ≤ 1e-4 · max|ref|;
-//! - F16 / Q8_0 weights: per-token cosine ≥ 0.999 (figures printed for the report).
+//! - F16 / Q8_0 weights: per-token cosine ≥ 0.999 (figures printed for the report);
+//! - Q8_0 weights with int8 linear layers (issue 6): per-token cosine ≥ 0.999 against the reference
+//!   and against our f32 arithmetic on the same Q8_0 file.
 use h2ovl_convert::{convert, ConvertOptions, LlmQuant, VisionQuant};
 use h2ovl_runtime::npy;
-use h2ovl_runtime::vision::VisionModel;
+use h2ovl_runtime::vision::{EncodeOptions, VisionMath, VisionModel};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -106,11 +108,32 @@ fn check_case(case: &str, ckpt: &str) {
 
     for vq in [VisionQuant::F16, VisionQuant::Q8_0] {
         let m = VisionModel::load(&mmproj(ckpt, vq)).unwrap();
-        let e = m.encode(&pixels, n_tiles, 2).unwrap();
+        let f32_math = EncodeOptions { threads: 2, math: VisionMath::F32 };
+        let e = m.encode_opts(&pixels, n_tiles, &f32_math).unwrap();
         let cos = min_row_cosine(&e, &ref_embeds, cfg.projection_dim);
         eprintln!("{case} {vq:?}: min per-token cosine {cos:.6}, max abs {:.2e}", max_abs_diff(&e, &ref_embeds));
         assert!(cos >= 0.999, "{case} {vq:?}: per-token cosine {cos} < 0.999");
+        if vq == VisionQuant::Q8_0 {
+            let q = m.encode_opts(&pixels, n_tiles, &EncodeOptions { threads: 2, math: VisionMath::Int8 }).unwrap();
+            let (vs_ref, vs_f32) = (min_row_cosine(&q, &ref_embeds, cfg.projection_dim), min_row_cosine(&q, &e, cfg.projection_dim));
+            eprintln!(
+                "{case} Q8_0 int8 math ({}): min per-token cosine vs reference {vs_ref:.6}, vs our f32 math {vs_f32:.6}",
+                m.resolve_math(VisionMath::Int8).unwrap().describe()
+            );
+            assert!(vs_ref >= 0.999, "{case} int8: per-token cosine vs reference {vs_ref} < 0.999");
+            assert!(vs_f32 >= 0.999, "{case} int8: per-token cosine vs f32 math {vs_f32} < 0.999");
+        }
     }
+}
+
+/// An explicit int8 request on a file without Q8_0 weights is one clear error, not a silent f32 run.
+#[test]
+fn int8_math_needs_q8_0_weights() {
+    let m = VisionModel::load(&mmproj("tiny", VisionQuant::F16)).unwrap();
+    let err = format!("{:#}", m.resolve_math(VisionMath::Int8).unwrap_err());
+    assert!(err.contains("Q8_0") && err.contains("F16"), "{err}");
+    assert!(m.resolve_math(VisionMath::Auto).unwrap().q.is_none(), "auto must stay f32 on F16 weights");
+    assert!(m.resolve_math(VisionMath::F32).unwrap().q.is_none());
 }
 
 #[test]
@@ -187,17 +210,24 @@ fn missing_or_misshaped_tensor_is_named() {
 }
 
 /// The thread count only changes how GEMM tiles are distributed, never the arithmetic of an
-/// element: 1, 2 and 3 threads give bit-identical embeddings.
+/// element: 1, 2 and 3 threads give bit-identical embeddings (both arithmetics).
 #[test]
 fn thread_count_does_not_change_results() {
+    for math in [VisionMath::F32, VisionMath::Int8] {
+        thread_count_does_not_change(math);
+    }
+}
+
+fn thread_count_does_not_change(math: VisionMath) {
     let m = VisionModel::load(&mmproj("tiny", VisionQuant::Q8_0)).unwrap();
     let cfg = m.config().clone();
     let (pixels, n) = tiles("tiny_multi_640x480_448x448", cfg.image_mean, cfg.image_std);
     let tl = 3 * cfg.image_size * cfg.image_size;
     let px = &pixels[6 * tl..]; // thumbnail of image 1 + the 448x448 image: 2 tiles
     assert_eq!(n, 8);
-    let one = m.encode(px, 2, 1).unwrap();
+    let enc = |threads| m.encode_opts(px, 2, &EncodeOptions { threads, math }).unwrap();
+    let one = enc(1);
     for t in [2, 3] {
-        assert!(one == m.encode(px, 2, t).unwrap(), "{t} threads differ from 1");
+        assert!(one == enc(t), "{math}: {t} threads differ from 1");
     }
 }

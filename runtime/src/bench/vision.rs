@@ -1,13 +1,18 @@
-//! Vision encoder benchmark: median per-tile time of [`VisionModel::encode`] on deterministic
+//! Vision encoder benchmark: median per-tile time of [`VisionModel::encode_opts`] on deterministic
 //! pseudo-random normalized tiles, GFLOP/s from the model's own shapes, and the share of the
 //! measured f32 FMA peak ([`super::fma`]).
+//!
+//! The main figures are the f32 path. When the file allows the int8 path (Q8_0 weights), both
+//! paths run in the same process, alternating run by run (so machine load drifts hit both alike),
+//! and the report adds the int8 times, the f32/int8 ratio and the per-token cosine of the int8
+//! embeddings against the f32 ones.
 use std::path::PathBuf;
 
 use anyhow::{ensure, Result};
 use serde::Serialize;
 
 use super::fma::{self, FmaPeak};
-use crate::vision::{VisionConfig, VisionModel};
+use crate::vision::{EncodeOptions, VisionConfig, VisionMath, VisionModel};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -28,7 +33,7 @@ pub struct VisionBenchOptions {
 pub struct VisionReport {
     pub mmproj: String,
     pub file_bytes: u64,
-    /// Kernel ISA of our encoder (`H2OVL_VISION_ISA=scalar` forces the portable twin).
+    /// Kernel ISA of the f32 path (`H2OVL_VISION_ISA=scalar` forces the portable twins).
     pub encoder_isa: String,
     pub threads: usize,
     pub tiles: usize,
@@ -48,6 +53,44 @@ pub struct VisionReport {
     /// `gflops_per_core_cpu_s / fma_peak.gflops_per_core_cpu_s`.
     pub pct_of_peak_per_core: f64,
     pub load_average: String,
+    /// What `--vision-math auto` picks for this file on this CPU.
+    pub auto_math: String,
+    /// The int8 path beside the f32 one (absent when the weights are not Q8_0).
+    pub int8: Option<Int8Report>,
+}
+
+/// Int8 linear layers vs the f32 path, same run, same tiles.
+#[derive(Clone, Debug, Serialize)]
+pub struct Int8Report {
+    /// e.g. `int8 (Avx512Vnni)`.
+    pub math: String,
+    pub wall_s_per_tile_median: f64,
+    pub wall_s_per_tile_min: f64,
+    pub cpu_s_per_tile_median: f64,
+    /// f32 median wall / int8 median wall.
+    pub speedup_wall: f64,
+    /// f32 median CPU / int8 median CPU.
+    pub speedup_cpu: f64,
+    /// Per-token (embedding row) cosine of int8 vs f32 embeddings: smallest and mean.
+    pub cosine_min: f64,
+    pub cosine_mean: f64,
+}
+
+/// (min, mean) over rows of `width` of the cosine between `a` and `b` rows.
+pub fn row_cosines(a: &[f32], b: &[f32], width: usize) -> (f64, f64) {
+    let mut min = f64::INFINITY;
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    for (x, y) in a.chunks_exact(width).zip(b.chunks_exact(width)) {
+        let dot: f64 = x.iter().zip(y).map(|(p, q)| *p as f64 * *q as f64).sum();
+        let nx: f64 = x.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
+        let ny: f64 = y.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
+        let c = if nx == 0.0 && ny == 0.0 { 1.0 } else { dot / (nx * ny) };
+        min = min.min(c);
+        sum += c;
+        n += 1;
+    }
+    (min, sum / n.max(1) as f64)
 }
 
 /// FLOPs of one 448 tile: patch embedding, `layers` ViT blocks (QKV + output projections, the
@@ -88,23 +131,58 @@ pub fn run(o: &VisionBenchOptions) -> Result<VisionReport> {
     let cfg = model.config().clone();
     let gflop = flop_per_tile(&cfg, cfg.layers_to_run()?) / 1e9;
     let px = pixels(o.tiles * 3 * cfg.image_size * cfg.image_size);
-    let warm = model.encode(&px, o.tiles, threads)?;
-    ensure!(warm.iter().all(|v| v.is_finite()), "{}: the encoder produced non-finite values", o.mmproj.display());
-    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
-    for _ in 0..o.runs {
-        let (r, wall, cpu) = super::timed(|| model.encode(&px, o.tiles, threads));
-        std::hint::black_box(r?);
-        walls.push(wall / o.tiles as f64);
-        cpus.push(cpu / o.tiles as f64);
+    let f32_opts = EncodeOptions { threads, math: VisionMath::F32 };
+    let int8_opts = EncodeOptions { threads, math: VisionMath::Int8 };
+    let int8_math = model.resolve_math(VisionMath::Int8).ok();
+    // Untimed warm-ups (page the weights in) that also give the embeddings to compare.
+    let emb_f32 = model.encode_opts(&px, o.tiles, &f32_opts)?;
+    ensure!(emb_f32.iter().all(|v| v.is_finite()), "{}: the encoder produced non-finite values", o.mmproj.display());
+    let emb_i8 = match int8_math {
+        Some(_) => Some(model.encode_opts(&px, o.tiles, &int8_opts)?),
+        None => None,
+    };
+    let (mut walls, mut cpus, mut qwalls, mut qcpus) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for run in 0..o.runs {
+        // Alternate which path goes first.
+        for first in [run % 2 == 0, run % 2 != 0] {
+            if first {
+                let (r, wall, cpu) = super::timed(|| model.encode_opts(&px, o.tiles, &f32_opts));
+                std::hint::black_box(r?);
+                walls.push(wall / o.tiles as f64);
+                cpus.push(cpu / o.tiles as f64);
+            } else if int8_math.is_some() {
+                let (r, wall, cpu) = super::timed(|| model.encode_opts(&px, o.tiles, &int8_opts));
+                std::hint::black_box(r?);
+                qwalls.push(wall / o.tiles as f64);
+                qcpus.push(cpu / o.tiles as f64);
+            }
+        }
     }
     let peak = fma::measure(threads, o.fma_iters);
     let (wall, cpu) = (super::median(&walls), super::median(&cpus));
+    let int8 = match (int8_math, emb_i8) {
+        (Some(m), Some(e)) => {
+            let (qw, qc) = (super::median(&qwalls), super::median(&qcpus));
+            let (cosine_min, cosine_mean) = row_cosines(&e, &emb_f32, cfg.projection_dim);
+            Some(Int8Report {
+                math: m.describe(),
+                wall_s_per_tile_median: qw,
+                wall_s_per_tile_min: qwalls.iter().copied().fold(f64::INFINITY, f64::min),
+                cpu_s_per_tile_median: qc,
+                speedup_wall: wall / qw,
+                speedup_cpu: cpu / qc,
+                cosine_min,
+                cosine_mean,
+            })
+        }
+        _ => None,
+    };
     let gflops_wall = gflop / wall;
     let gflops_core = gflop / cpu;
     Ok(VisionReport {
         mmproj: o.mmproj.display().to_string(),
         file_bytes: std::fs::metadata(&o.mmproj).map_or(0, |m| m.len()),
-        encoder_isa: format!("{:?}", crate::vision::kernels::isa()),
+        encoder_isa: format!("f32 {:?}", crate::vision::kernels::isa()),
         threads,
         tiles: o.tiles,
         runs: o.runs,
@@ -118,6 +196,8 @@ pub fn run(o: &VisionBenchOptions) -> Result<VisionReport> {
         pct_of_peak_per_core: 100.0 * gflops_core / peak.gflops_per_core_cpu_s,
         fma_peak: peak,
         load_average: super::load_average(),
+        auto_math: model.resolve_math(VisionMath::Auto)?.describe(),
+        int8,
     })
 }
 
@@ -144,7 +224,16 @@ impl std::fmt::Display for VisionReport {
             self.cpu_s_per_tile_median,
             self.gflops_per_core_cpu_s,
             self.pct_of_peak_per_core
-        )
+        )?;
+        match &self.int8 {
+            Some(q) => write!(
+                f,
+                "\nint8 linear layers, {}: wall {:.3} s/tile (min {:.3}), CPU {:.2} core-s/tile; f32/int8 = {:.2}x wall, {:.2}x CPU; \
+                 per-token cosine vs f32 min {:.5}, mean {:.6}; auto picks {}",
+                q.math, q.wall_s_per_tile_median, q.wall_s_per_tile_min, q.cpu_s_per_tile_median, q.speedup_wall, q.speedup_cpu, q.cosine_min, q.cosine_mean, self.auto_math
+            ),
+            None => write!(f, "\nint8 path not available for this file (needs Q8_0 weights); auto picks {}", self.auto_math),
+        }
     }
 }
 

@@ -39,6 +39,9 @@ pub struct PipelineOptions {
     pub verbose: bool,
     /// Images with more pixels are refused from their header, before any pixel buffer is allocated.
     pub max_pixels: u64,
+    /// Arithmetic of the vision encoder's linear layers (`--vision-math`; Auto honours
+    /// `H2OVL_VISION_MATH`, then picks int8 only where it meets the speed/accuracy bar).
+    pub vision_math: crate::vision::VisionMath,
 }
 
 impl Default for PipelineOptions {
@@ -53,6 +56,7 @@ impl Default for PipelineOptions {
             msac: true,
             verbose: false,
             max_pixels: crate::preprocess::PIL_MAX_PIXELS,
+            vision_math: crate::vision::VisionMath::Auto,
         }
     }
 }

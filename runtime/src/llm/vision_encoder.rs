@@ -7,18 +7,20 @@ use anyhow::{bail, Context as _, Result};
 use super::images::{ImageEncoder, ImageInput, PreparedImage, TilingOptions};
 use super::session::PipelineOptions;
 use crate::preprocess::{self, PreprocessConfig};
-use crate::vision::VisionModel;
+use crate::vision::{EncodeOptions, VisionMath, VisionModel};
 
-/// Vision GGUF + the preprocessing settings it carries.
+/// Vision GGUF + the preprocessing settings it carries + the arithmetic to encode with.
 pub struct VisionEncoder {
     model: VisionModel,
     pre: PreprocessConfig,
+    math: VisionMath,
 }
 
 /// Load the vision GGUF as an encoder.
 pub fn load(mmproj: &Path, opts: &PipelineOptions) -> Result<Box<dyn ImageEncoder>> {
     let mut enc = VisionEncoder::load(mmproj)?;
     enc.pre.max_pixels = opts.max_pixels;
+    enc.set_math(opts.vision_math)?;
     Ok(Box::new(enc))
 }
 
@@ -26,7 +28,15 @@ impl VisionEncoder {
     pub fn load(mmproj: &Path) -> Result<Self> {
         let model = VisionModel::load(mmproj)?;
         let pre = preprocess_config(model.config());
-        Ok(VisionEncoder { model, pre })
+        Ok(VisionEncoder { model, pre, math: VisionMath::Auto })
+    }
+
+    /// Chooses f32 or int8 linear layers; checked now (an int8 request on a non-Q8_0 file or a bad
+    /// `H2OVL_VISION_MATH` fails at load, not at the first image).
+    pub fn set_math(&mut self, math: VisionMath) -> Result<()> {
+        self.model.resolve_math(math)?;
+        self.math = math;
+        Ok(())
     }
 }
 
@@ -82,7 +92,7 @@ impl ImageEncoder for VisionEncoder {
 
     fn encode(&self, prepared: &PreparedImage, threads: usize) -> Result<Vec<f32>> {
         self.model
-            .encode(&prepared.pixels, prepared.n_tiles, threads)
+            .encode_opts(&prepared.pixels, prepared.n_tiles, &EncodeOptions { threads, math: self.math })
             .with_context(|| format!("encoding image ({})", prepared.description))
     }
 

@@ -3,8 +3,9 @@
 //! No final norm (select_layer −1 takes the last block's output as is).
 use super::attention::attention;
 use super::config::VisionConfig;
-use super::kernels::gemm::{gemm, BMat, Epilogue};
-use super::kernels::{layernorm, Isa};
+use super::kernels::gemm::Epilogue;
+use super::kernels::layernorm;
+use super::math::Math;
 use super::weights::{LayerWeights, VisionWeights};
 use rayon::prelude::*;
 
@@ -45,9 +46,9 @@ fn add_scaled(x: &mut [f32], y: &[f32], scale: &[f32]) {
     });
 }
 
-fn block(isa: Isa, cfg: &VisionConfig, l: &LayerWeights, x: &mut [f32], s: &mut Scratch, t: usize) {
-    let d = cfg.hidden;
-    let lin = |a: &[f32], k: usize, w, out: &mut [f32], n: usize, epi| gemm(isa, a, k, t, &BMat::Weight(w), out, n, epi, true);
+fn block(mx: Math, cfg: &VisionConfig, l: &LayerWeights, x: &mut [f32], s: &mut Scratch, t: usize) {
+    let (d, isa) = (cfg.hidden, mx.isa);
+    let lin = |a: &[f32], k: usize, w, out: &mut [f32], n: usize, epi| mx.linear(a, k, t, &w, out, n, epi);
     layernorm::layernorm_rows(isa, x, &mut s.h, d, &l.ln1_w, &l.ln1_b, cfg.ln_eps);
     lin(&s.h, d, l.q, &mut s.q, d, Epilogue::Bias(&l.q_b));
     lin(&s.h, d, l.k, &mut s.k, d, Epilogue::Bias(&l.k_b));
@@ -62,14 +63,14 @@ fn block(isa: Isa, cfg: &VisionConfig, l: &LayerWeights, x: &mut [f32], s: &mut 
 }
 
 /// Hidden states `[n_tokens, D]` after `n_layers` blocks for one normalized tile `[3, S, S]`.
-/// Runs on the current rayon pool.
-pub fn forward(isa: Isa, cfg: &VisionConfig, w: &VisionWeights, pixels: &[f32], n_layers: usize) -> Vec<f32> {
+/// Runs on the current rayon pool; `mx` picks f32 or int8 linear layers.
+pub fn forward(mx: Math, cfg: &VisionConfig, w: &VisionWeights, pixels: &[f32], n_layers: usize) -> Vec<f32> {
     let (s, p, d) = (cfg.image_size, cfg.patch_size, cfg.hidden);
     let t = cfg.n_tokens();
     let patches = im2col(pixels, s, p);
     let mut x = vec![0f32; t * d];
     x[..d].copy_from_slice(&w.cls);
-    gemm(isa, &patches, 3 * p * p, t - 1, &BMat::Weight(w.patch), &mut x[d..], d, Epilogue::Bias(&w.patch_b), true);
+    mx.linear(&patches, 3 * p * p, t - 1, &w.patch, &mut x[d..], d, Epilogue::Bias(&w.patch_b));
     x.par_chunks_mut(d).zip(w.pos.par_chunks(d)).for_each(|(xr, pr)| xr.iter_mut().zip(pr).for_each(|(a, b)| *a += b));
     let mut sc = Scratch {
         h: vec![0f32; t * d],
@@ -80,7 +81,7 @@ pub fn forward(isa: Isa, cfg: &VisionConfig, w: &VisionWeights, pixels: &[f32], 
         f: vec![0f32; t * cfg.ffn],
     };
     for l in &w.layers[..n_layers] {
-        block(isa, cfg, l, &mut x, &mut sc, t);
+        block(mx, cfg, l, &mut x, &mut sc, t);
     }
     x
 }
