@@ -227,4 +227,6 @@ fn check_dequant_lens(ty: GgmlType, src_bytes: usize, n: usize) {
 }
 
 #[cfg(test)]
+mod test_util;
+#[cfg(test)]
 mod tests;

@@ -165,42 +165,29 @@ pub fn dequantize_row(x: &[u8], y: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::test_util::*;
+    use crate::quant::GgmlType;
 
     #[test]
     fn zero_block_is_all_zero_bytes() {
-        let mut y = [0xAAu8; BLOCK_BYTES];
-        quantize_row(&[0.0; QK], &mut y);
-        assert!(y.iter().all(|&b| b == 0), "{y:?}");
+        assert_zero_block_is_all_zero_bytes(GgmlType::Q4_K, quantize_row);
     }
 
     #[test]
     fn round_trip_error_is_small_relative_to_the_range() {
         let x: Vec<f32> = (0..2 * QK).map(|i| (((i * 7919) % 1013) as f32 / 1013.0 - 0.4) * 0.2).collect();
-        let mut q = vec![0u8; 2 * BLOCK_BYTES];
-        quantize_row(&x, &mut q);
-        let mut y = vec![0f32; x.len()];
-        dequantize_row(&q, &mut y);
-        for (xs, ys) in x.chunks(32).zip(y.chunks(32)) {
+        let y = round_trip(GgmlType::Q4_K, quantize_row, &x);
+        // 15 steps span each 32-value sub-block's range; allow one step (search + 6-bit scale rounding).
+        assert_close_per_group(&x, &y, 32, |xs| {
             let lo = xs.iter().fold(0f32, |a, &v| a.min(v));
             let hi = xs.iter().fold(0f32, |a, &v| a.max(v));
-            // 15 steps span the range; allow one step (search + 6-bit scale rounding).
-            let step = (hi - lo) / 15.0;
-            for (a, b) in xs.iter().zip(ys) {
-                assert!((a - b).abs() <= step * 1.05, "{a} vs {b}, step {step}");
-            }
-        }
+            (hi - lo) / 15.0 * 1.05
+        });
     }
 
     #[test]
     fn lane_search_equals_scalar_reference() {
-        let mut s = 9u32;
-        let mut x: Vec<f32> = (0..64 * QK)
-            .map(|i| {
-                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                let u = (s >> 8) as f32 / (1u32 << 24) as f32 - 0.3;
-                u * 10f32.powi((i / QK % 13) as i32 - 9)
-            })
-            .collect();
+        let mut x = wide_range_rows(9, 64, QK, 0.3);
         x[5 * QK..5 * QK + 64].fill(0.0); // flat sub-blocks inside a live super-block
         x[6 * QK..6 * QK + 32].fill(-2.0);
         let (mut a, mut b) = (vec![0u8; 64 * BLOCK_BYTES], vec![0u8; 64 * BLOCK_BYTES]);

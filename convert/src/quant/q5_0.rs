@@ -48,6 +48,8 @@ pub fn dequantize_row(x: &[u8], y: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::test_util::*;
+    use crate::quant::GgmlType;
 
     #[test]
     fn zero_block_facts() {
@@ -81,16 +83,7 @@ mod tests {
     #[test]
     fn round_trip_error_is_within_one_step() {
         let x: Vec<f32> = (0..4 * QK).map(|i| ((i * 29 % 89) as f32 - 44.0) * 0.7).collect();
-        let mut q = vec![0u8; 4 * BLOCK_BYTES];
-        quantize_row(&x, &mut q);
-        let mut y = vec![0f32; x.len()];
-        dequantize_row(&q, &mut y);
-        for (xb, yb) in x.chunks(QK).zip(y.chunks(QK)) {
-            let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let tol = amax / 16.0 * 1.001 + amax * 2f32.powi(-10);
-            for (a, b) in xb.iter().zip(yb) {
-                assert!((a - b).abs() <= tol, "{a} vs {b}");
-            }
-        }
+        let y = round_trip(GgmlType::Q5_0, quantize_row, &x);
+        assert_close_per_group(&x, &y, QK, |xb| amax(xb) / 16.0 * 1.001 + amax(xb) * 2f32.powi(-10));
     }
 }

@@ -139,41 +139,26 @@ pub fn dequantize_row(x: &[u8], y: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::test_util::*;
+    use crate::quant::GgmlType;
 
     #[test]
     fn zero_block_is_all_zero_bytes() {
-        let mut y = [0xAAu8; BLOCK_BYTES];
-        quantize_row(&[0.0; QK], &mut y);
-        assert!(y.iter().all(|&b| b == 0), "{y:?}");
+        assert_zero_block_is_all_zero_bytes(GgmlType::Q6_K, quantize_row);
     }
 
     #[test]
     fn round_trip_error_is_small_relative_to_each_sub_block() {
         let x: Vec<f32> = (0..2 * QK).map(|i| (((i * 4099) % 1009) as f32 / 1009.0 - 0.5) * 3.0).collect();
-        let mut q = vec![0u8; 2 * BLOCK_BYTES];
-        quantize_row(&x, &mut q);
-        let mut y = vec![0f32; x.len()];
-        dequantize_row(&q, &mut y);
-        for (xs, ys) in x.chunks(16).zip(y.chunks(16)) {
-            let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
-            // 32 steps per amax; one step covers search, i8 scale rounding and the clamp at +31.
-            let step = amax / 32.0;
-            for (a, b) in xs.iter().zip(ys) {
-                assert!((a - b).abs() <= step * 1.1, "{a} vs {b}, step {step}");
-            }
-        }
+        let y = round_trip(GgmlType::Q6_K, quantize_row, &x);
+        // 32 steps per amax of each 16-value sub-block; one step covers search, i8 scale rounding
+        // and the clamp at +31.
+        assert_close_per_group(&x, &y, 16, |xs| amax(xs) / 32.0 * 1.1);
     }
 
     #[test]
     fn lane_search_equals_scalar_reference() {
-        let mut s = 5u32;
-        let mut x: Vec<f32> = (0..64 * QK)
-            .map(|i| {
-                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                let u = (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
-                u * 10f32.powi((i / QK % 13) as i32 - 9)
-            })
-            .collect();
+        let mut x = wide_range_rows(5, 64, QK, 0.5);
         x[5 * QK..5 * QK + 48].fill(0.0); // zero sub-blocks inside a live super-block
         x[6 * QK + 16..6 * QK + 32].fill(3e-16);
         let (mut a, mut b) = (vec![0u8; 64 * BLOCK_BYTES], vec![0u8; 64 * BLOCK_BYTES]);

@@ -45,12 +45,12 @@ pub fn dequantize_row(x: &[u8], y: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::test_util::*;
+    use crate::quant::GgmlType;
 
     #[test]
     fn zero_block_is_all_zero_bytes() {
-        let mut y = [0xAAu8; BLOCK_BYTES];
-        quantize_row(&[0.0; QK], &mut y);
-        assert!(y.iter().all(|&b| b == 0), "{y:?}");
+        assert_zero_block_is_all_zero_bytes(GgmlType::Q8_0, quantize_row);
     }
 
     #[test]
@@ -73,17 +73,8 @@ mod tests {
     #[test]
     fn round_trip_error_is_within_half_a_step() {
         let x: Vec<f32> = (0..4 * QK).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.021).collect();
-        let mut q = vec![0u8; 4 * BLOCK_BYTES];
-        quantize_row(&x, &mut q);
-        let mut y = vec![0f32; x.len()];
-        dequantize_row(&q, &mut y);
-        for (b, (xb, yb)) in x.chunks(QK).zip(y.chunks(QK)).enumerate() {
-            let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
-            // Half a quant step, plus the f16 rounding of d (rel. 2^-11) over up to 127 steps.
-            let tol = amax / 127.0 * 0.5 + amax * 2f32.powi(-11) * 1.01;
-            for (a, b2) in xb.iter().zip(yb) {
-                assert!((a - b2).abs() <= tol, "block {b}: {a} vs {b2}");
-            }
-        }
+        let y = round_trip(GgmlType::Q8_0, quantize_row, &x);
+        // Half a quant step, plus the f16 rounding of d (rel. 2^-11) over up to 127 steps.
+        assert_close_per_group(&x, &y, QK, |xb| amax(xb) / 127.0 * 0.5 + amax(xb) * 2f32.powi(-11) * 1.01);
     }
 }
