@@ -4,7 +4,7 @@
 use anyhow::{ensure, Context, Result};
 use h2ovl_runtime::npy;
 use h2ovl_runtime::preprocess;
-use h2ovl_runtime::vision::VisionModel;
+use h2ovl_runtime::vision::{EncodeOptions, VisionModel};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -27,6 +27,10 @@ pub struct EncodeImageArgs {
     /// Threads for the encoder (default: all cores).
     #[arg(short = 't', long, default_value_t = 0)]
     pub threads: usize,
+    /// Vision encoder arithmetic: int8 linear layers (needs a Q8_0 mmproj), f32, or auto (int8
+    /// where the CPU has a fast int8 dot product; honours H2OVL_VISION_MATH).
+    #[arg(long = "vision-math", default_value = "auto", value_parser = ["auto", "f32", "int8"])]
+    pub vision_math: String,
     /// Output: image embeddings, f32 [tiles·256, llm_hidden].
     #[arg(long)]
     pub out: PathBuf,
@@ -37,6 +41,8 @@ pub struct EncodeImageArgs {
 
 pub fn run(a: EncodeImageArgs) -> Result<()> {
     let model = VisionModel::load(&a.mmproj)?;
+    let math = a.vision_math.parse()?;
+    model.resolve_math(math)?; // an int8 request on a non-Q8_0 file fails before any decoding
     let vc = model.config();
     let mut pc = h2ovl_runtime::llm::vision_encoder::preprocess_config(vc);
     pc.use_msac &= !a.no_msac;
@@ -54,7 +60,7 @@ pub fn run(a: EncodeImageArgs) -> Result<()> {
     if let Some(p) = &a.tiles_out {
         npy::write_f32(p, &[n, 3, s, s], &pixels)?;
     }
-    let emb = model.encode(&pixels, n, a.threads)?;
+    let emb = model.encode_opts(&pixels, n, &EncodeOptions { threads: a.threads, math })?;
     npy::write_f32(&a.out, &[n * vc.tokens_per_tile(), vc.projection_dim], &emb)?;
     // Key order as documented (serde_json's map would sort the keys).
     println!(r#"{{"grid":[{},{}],"tiles":{n},"msac":{}}}"#, tiling.grid.0, tiling.grid.1, tiling.msac);
