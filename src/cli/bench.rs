@@ -1,4 +1,4 @@
-//! `h2ovl bench vision|llm|convert|clip`: the README's figures, reproducible on any machine. The
+//! `h2ovl bench vision|llm|convert|clip|e2e`: the README's figures, reproducible on any machine. The
 //! measuring code lives in `h2ovl_runtime::bench`; this file parses options and prints either
 //! one human-readable report or (`--json`) one JSON object.
 use anyhow::Result;
@@ -25,6 +25,39 @@ pub enum BenchCommand {
     /// Our vision encoder vs llama.cpp's own clip encoder (mtmd) on the same mmproj, tile and
     /// threads: time ratio and per-token cosine. Needs a build with `--features mtmd`.
     Clip(ClipArgs),
+    /// Time to first token for one image (load, encode, prefill split) and the process's peak RSS.
+    E2e(E2eArgs),
+}
+
+#[derive(Args)]
+pub struct E2eArgs {
+    /// LLM GGUF written by `h2ovl convert`.
+    #[arg(short = 'm', long)]
+    pub model: PathBuf,
+    /// Vision GGUF (mmproj) of the same checkpoint.
+    #[arg(long)]
+    pub mmproj: PathBuf,
+    /// The image to ask about.
+    #[arg(long)]
+    pub image: PathBuf,
+    #[arg(short = 'p', long, default_value = "Describe this image in detail.")]
+    pub prompt: String,
+    /// Threads (0 = all cores).
+    #[arg(short = 't', long, default_value_t = 0)]
+    pub threads: usize,
+    /// Runs, each with a freshly loaded pipeline; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Maximum tiles per image.
+    #[arg(long = "max-tiles", default_value_t = 6)]
+    pub max_tiles: usize,
+    /// Never use MSAC (2b).
+    #[arg(long = "no-msac")]
+    pub no_msac: bool,
+    #[arg(long = "flash-attn", default_value = "auto", value_parser = ["on", "off", "auto"])]
+    pub flash_attn: String,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -104,8 +137,8 @@ pub struct ClipArgs {
     /// Vision GGUF (mmproj) written by `h2ovl convert`.
     #[arg(long)]
     pub mmproj: PathBuf,
-    /// Text GGUF whose width equals the projector output (mtmd checks it; only its vocabulary
-    /// and hyper-parameters are loaded).
+    /// Text GGUF whose width equals the projector output (mtmd checks it; its weights are
+    /// memory-mapped, not used).
     #[arg(long)]
     pub text_model: PathBuf,
     /// Threads for both encoders (0 = all cores).
@@ -158,6 +191,15 @@ fn run_clip(_: ClipArgs) -> Result<()> {
     )
 }
 
+/// `on`/`off`/`auto` → llama.cpp's setting (`None` = its automatic choice).
+fn flash_attn(v: &str) -> Option<bool> {
+    match v {
+        "on" => Some(true),
+        "off" => Some(false),
+        _ => None,
+    }
+}
+
 /// Text or one JSON object.
 fn print<T: std::fmt::Display>(report: &T, json: bool, to_json: fn(&T) -> Result<String>) -> Result<()> {
     if json {
@@ -188,11 +230,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 gen: l.gen,
                 long_prefix: l.long_prefix,
                 n_batch: l.batch_size,
-                flash_attn: match l.flash_attn.as_str() {
-                    "on" => Some(true),
-                    "off" => Some(false),
-                    _ => None,
-                },
+                flash_attn: flash_attn(&l.flash_attn),
                 kv_type: if l.kv_f32 { KvType::F32 } else { KvType::F16 },
                 runs: l.runs,
             })?;
@@ -209,5 +247,24 @@ pub fn run(a: BenchArgs) -> Result<()> {
             print(&r, c.json, bench::to_json)
         }
         BenchCommand::Clip(c) => run_clip(c),
+        BenchCommand::E2e(e) => {
+            anyhow::ensure!(e.max_tiles > 0, "--max-tiles must be at least 1");
+            let pipeline = h2ovl_runtime::llm::PipelineOptions {
+                max_tiles: e.max_tiles,
+                msac: !e.no_msac,
+                flash_attn: flash_attn(&e.flash_attn),
+                ..Default::default()
+            };
+            let r = bench::e2e::run(&bench::e2e::E2eBenchOptions {
+                model: e.model,
+                mmproj: e.mmproj,
+                image: e.image,
+                prompt: e.prompt,
+                threads: e.threads,
+                runs: e.runs,
+                pipeline,
+            })?;
+            print(&r, e.json, bench::to_json)
+        }
     }
 }

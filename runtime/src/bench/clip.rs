@@ -206,8 +206,8 @@ mod with_mtmd {
     }
 
     /// llama.cpp's clip encoder (through libmtmd) for one mmproj, paired with a text model whose
-    /// width must equal the projector's output (mtmd checks it). The text model is loaded
-    /// vocabulary-only: mtmd reads its width, vocabulary and rope type, never its weights.
+    /// width must equal the projector's output (mtmd checks it). mtmd reads the text model's
+    /// width, vocabulary and rope type; the encoder never touches its (memory-mapped) weights.
     pub struct ClipEncoder {
         model: NonNull<sys::llama_model>,
         ctx: NonNull<sys::mtmd_context>,
@@ -233,18 +233,20 @@ mod with_mtmd {
             CLIP_VERBOSE.store(verbose, Ordering::Relaxed);
             ffi::set_verbose(verbose);
             // Initialises the llama backend (once) and checks the text GGUF with a clear error.
-            let checked = ffi::Model::load(text_model, true)?;
-            let n_embd = checked.n_embd();
-            drop(checked);
+            drop(ffi::Model::load(text_model, true)?);
             let cpath = |p: &Path| CString::new(p.to_string_lossy().as_bytes()).with_context(|| format!("path {} contains a NUL byte", p.display()));
             let (cm, ct) = (cpath(mmproj)?, cpath(text_model)?);
             // SAFETY: plain struct of defaults.
             let mut mp = unsafe { sys::llama_model_default_params() };
             mp.n_gpu_layers = 0;
-            mp.vocab_only = true;
+            // Not vocab_only: such a model reports width 0 and mtmd then skips its width check.
+            // The weights are memory-mapped and never touched by the encoder.
+            mp.vocab_only = false;
             // SAFETY: `ct` is NUL-terminated; the model is freed in Drop (or below on error).
             let model = NonNull::new(unsafe { sys::llama_model_load_from_file(ct.as_ptr(), mp) })
                 .with_context(|| format!("llama.cpp could not load {}", text_model.display()))?;
+            // SAFETY: valid model.
+            let n_embd = unsafe { sys::llama_model_n_embd_inp(model.as_ptr()) }.max(0) as usize;
             // SAFETY: the callback is a 'static fn; user data unused.
             unsafe { sys::mtmd_log_set(Some(clip_log), std::ptr::null_mut()) };
             if let Ok(mut l) = CLIP_LOG.lock() {
