@@ -11,6 +11,7 @@
 /// Our encoder vs llama.cpp's clip (libmtmd) on the same mmproj; the comparison needs feature `mtmd`.
 pub mod clip;
 pub mod convert;
+pub mod e2e;
 pub mod fma;
 pub mod llm;
 pub mod vision;
