@@ -1,7 +1,9 @@
 //! Benchmark (not a test): encode one 448 tile at the full InternViT-300M shape (1024 wide,
 //! 24 layers, 16 heads, MLP 4096; 0.8B projector 4096 → 1536) with random weights, for F32, F16
 //! and Q8_0 vision GGUFs, and compare the achieved GFLOP/s with this machine's f32 FMA peak
-//! (measured here with a tight register-only FMA loop on every thread).
+//! (measured here with a tight register-only FMA loop on every thread). Q8_0 runs twice: f32
+//! arithmetic and int8 linear layers (`VisionMath::Int8`), with the per-token cosine between them;
+//! the fc1 GEMM alone is timed in f32 (F32 weights) and int8 (Q8_0 weights).
 //!
 //! `cargo bench -p h2ovl-runtime --bench vision_encode [-- THREADS [RUNS [f32,f16,q8_0]]]` (default 2
 //! threads, 3 timed runs after one warm-up, all three types). The random mmproj files are written with h2ovl-convert's GGUF
@@ -9,7 +11,7 @@
 use anyhow::Result;
 use h2ovl_convert::gguf::{GgmlType, GgufValue, GgufWriter, PlannedTensor};
 use h2ovl_convert::quant;
-use h2ovl_runtime::vision::VisionModel;
+use h2ovl_runtime::vision::{EncodeOptions, VisionMath, VisionModel};
 use std::io::BufWriter;
 use std::path::Path;
 use std::time::Instant;
@@ -158,6 +160,24 @@ fn gemm_only(isa: h2ovl_runtime::vision::kernels::Isa, threads: usize) -> Result
         flop / best,
         flop / best_cpu
     );
+    // The same product in int8 (Q8_0 weights requantized per row while packing).
+    use h2ovl_runtime::vision::kernels::{qgemm, qisa};
+    let qbytes = quant::quantize(GgmlType::Q8_0, &w, k);
+    let qw = Weight::new("fc1", WType::Q8_0, n, k, &qbytes)?;
+    let (mut best, mut best_cpu) = (f64::MAX, f64::MAX);
+    for _ in 0..5 {
+        let c0 = cpu_seconds();
+        let t0 = Instant::now();
+        pool.install(|| qgemm::qgemm(qisa(), isa, &a, k, m, &qw, &mut c, n, Epilogue::None, true));
+        best = best.min(t0.elapsed().as_secs_f64());
+        best_cpu = best_cpu.min(cpu_seconds() - c0);
+    }
+    println!(
+        "GEMM 1025x1024x4096 int8 ({:?}): {:.1} GOP/s wall (best of 5), {:.1} GOP per core-second",
+        qisa(),
+        flop / best,
+        flop / best_cpu
+    );
     Ok(())
 }
 
@@ -194,30 +214,42 @@ fn main() -> Result<()> {
         let path = dir.path().join(format!("mmproj-bench-{ty}.gguf"));
         write_mmproj(&path, ty)?;
         let model = VisionModel::load(&path)?;
-        let emb = model.encode(&pixels, 1, threads)?; // warm-up (pages the weights in)
-        assert!(emb.iter().all(|v| v.is_finite()), "non-finite output");
-        let (mut times, mut cpus) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
-            let c0 = cpu_seconds();
-            let t0 = Instant::now();
-            std::hint::black_box(model.encode(&pixels, 1, threads)?);
-            times.push(t0.elapsed().as_secs_f64());
-            cpus.push(cpu_seconds() - c0);
+        let maths: &[VisionMath] = if ty == GgmlType::Q8_0 { &[VisionMath::F32, VisionMath::Int8] } else { &[VisionMath::F32] };
+        let mut f32_emb = None;
+        for &math in maths {
+            let o = EncodeOptions { threads, math };
+            let emb = model.encode_opts(&pixels, 1, &o)?; // warm-up (pages the weights in)
+            assert!(emb.iter().all(|v| v.is_finite()), "non-finite output");
+            let (mut times, mut cpus) = (Vec::new(), Vec::new());
+            for _ in 0..runs {
+                let c0 = cpu_seconds();
+                let t0 = Instant::now();
+                std::hint::black_box(model.encode_opts(&pixels, 1, &o)?);
+                times.push(t0.elapsed().as_secs_f64());
+                cpus.push(cpu_seconds() - c0);
+            }
+            times.sort_by(f64::total_cmp);
+            cpus.sort_by(f64::total_cmp);
+            let (med, cpu) = (times[times.len() / 2], cpus[cpus.len() / 2]);
+            let gf = GFLOP_PER_TILE / med;
+            let gf_cpu = GFLOP_PER_TILE / cpu;
+            println!(
+                "{ty:>4} {math:>4}: wall {med:.3} s/tile (median of {runs}, min {:.3}) = {gf:.1} GFLOP/s = {:.1}% of wall peak; \
+                 CPU {cpu:.2} core-s/tile = {gf_cpu:.1} GFLOP per core-second = {:.1}% of the per-core peak \
+                 (≈ {:.2} s/tile on {threads} unshared cores)",
+                times[0],
+                100.0 * gf / peak,
+                100.0 * gf_cpu / peak_core,
+                cpu / threads as f64
+            );
+            match &f32_emb {
+                None => f32_emb = Some(emb),
+                Some(base) => {
+                    let (min, mean) = h2ovl_runtime::bench::vision::row_cosines(&emb, base, LLM_H);
+                    println!("{ty:>4} {math:>4} vs f32 arithmetic: per-token cosine min {min:.5}, mean {mean:.6}");
+                }
+            }
         }
-        times.sort_by(f64::total_cmp);
-        cpus.sort_by(f64::total_cmp);
-        let (med, cpu) = (times[times.len() / 2], cpus[cpus.len() / 2]);
-        let gf = GFLOP_PER_TILE / med;
-        let gf_cpu = GFLOP_PER_TILE / cpu;
-        println!(
-            "{ty:>4}: wall {med:.3} s/tile (median of {runs}, min {:.3}) = {gf:.1} GFLOP/s = {:.1}% of wall peak; \
-             CPU {cpu:.2} core-s/tile = {gf_cpu:.1} GFLOP per core-second = {:.1}% of the per-core peak \
-             (≈ {:.2} s/tile on {threads} unshared cores)",
-            times[0],
-            100.0 * gf / peak,
-            100.0 * gf_cpu / peak_core,
-            cpu / threads as f64
-        );
         std::fs::remove_file(&path)?;
     }
     Ok(())
