@@ -92,6 +92,7 @@ export CARGO_TARGET_DIR="${H2OVL_AARCH64_TARGET_DIR:-$default_dir}"
 mkdir -p "$CARGO_TARGET_DIR"
 
 crates=(-p h2ovl-runtime -p h2ovl-convert -p h2ovl-quant-tests)
+ci_sel=(-p h2ovl-runtime -p h2ovl-quant-tests)
 # Cargo's own flags go before the caller's, so that arguments after `--` stay the test harness's.
 cargo_x() { "$CARGO" "$1" --release --locked --target "$TARGET" "${@:2}"; }
 fail=0
@@ -139,9 +140,10 @@ fi
 
 t0=$(date +%s)
 if [ $mode = ci ]; then
-  # Only what the CI subset runs (no h2ovl binary, no convert/quant unit tests).
-  cargo_x test --no-run -p h2ovl-runtime --lib --test vision_golden --test preprocess_golden
-  cargo_x test --no-run -p h2ovl-quant-tests --test e2e_golden
+  # Only what the CI subset runs (no h2ovl binary, no convert/quant unit tests). One package
+  # selection for the build and every run below: cargo unifies dependency features per invocation
+  # (h2ovl-runtime's dev-dependencies change tokio's), so a different -p set would rebuild half of it.
+  cargo_x test --no-run "${ci_sel[@]}" --lib --test vision_golden --test preprocess_golden --test e2e_golden
 else
   cargo_x build --bin h2ovl
   cargo_x test --no-run "${crates[@]}"
@@ -151,13 +153,11 @@ echo "cross build: $((t1 - t0)) s (target dir $CARGO_TARGET_DIR)" >&2
 [ $build_only = 1 ] && exit 0
 
 if [ $mode = ci ]; then
-  run -p h2ovl-runtime --lib vision
-  run -p h2ovl-runtime --lib preprocess
-  run -p h2ovl-runtime --test vision_golden
-  run -p h2ovl-runtime --test preprocess_golden
+  run "${ci_sel[@]}" --lib -- vision preprocess
+  run "${ci_sel[@]}" --test vision_golden --test preprocess_golden
   # The own-vision cases and the Q8_0 divergence report each run the ViT under emulation (2–5 min
   # apiece on 2 cores); the NEON vision path is held to the reference by vision_golden above.
-  run -p h2ovl-quant-tests --test e2e_golden -- --skip own_vision --skip q8_0_divergence_report
+  run "${ci_sel[@]}" --test e2e_golden -- --skip own_vision --skip q8_0_divergence_report
   t2=$(date +%s)
   echo "aarch64 CI subset: cross build $((t1 - t0)) s, qemu tests $((t2 - t1)) s" >&2
   [ $fail = 0 ] || echo "error: aarch64 tests failed under qemu (see above)" >&2
