@@ -105,10 +105,26 @@ impl QIsa {
     }
 }
 
-/// Detects the best int8 ISA once (`H2OVL_VISION_ISA=scalar` forces the scalar twin, as for [`isa`]).
+/// Detects the best int8 ISA once. `H2OVL_VISION_ISA=scalar` forces the scalar twin (as for
+/// [`isa`]); `=avx2` / `=neon` cap the int8 path at the AVX2 / non-dotprod kernel when available
+/// (to measure what a CPU without VNNI / dotprod gets).
 pub fn qisa() -> QIsa {
     static Q: OnceLock<QIsa> = OnceLock::new();
-    *Q.get_or_init(|| if forced_scalar() { QIsa::Scalar } else { qdetect() })
+    *Q.get_or_init(|| {
+        if forced_scalar() {
+            return QIsa::Scalar;
+        }
+        let cap = std::env::var("H2OVL_VISION_ISA").unwrap_or_default().to_ascii_lowercase();
+        let want = match cap.as_str() {
+            "avx2" => Some(QIsa::Avx2),
+            "neon" => Some(QIsa::Neon),
+            _ => None,
+        };
+        match want {
+            Some(q) if qsimd_isas().contains(&q) => q,
+            _ => qdetect(),
+        }
+    })
 }
 
 /// Every int8 ISA this CPU can run besides the scalar twin (for tests).
