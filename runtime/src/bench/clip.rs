@@ -18,6 +18,13 @@
 //! one ([`write_position_control`]: stored row `i` = HF row `i+1`, CLS row last); ViT attention
 //! has no mask, so token order does not matter and clip then computes HF's function.
 //!
+//! Reading the ratio: it compares the two *as built here*. llama-cpp-sys-2 compiles ggml with
+//! AVX2/FMA and no AVX-512 (GGML_NATIVE off, no run-time dispatch), while our kernels detect the
+//! CPU at run time (int8 Q8_0 math only where `VisionMath::Auto` picks it; the report names it).
+//! On a loaded machine ggml's OpenMP threads spin at every graph barrier while a descheduled
+//! partner finishes, which inflates clip's CPU and wall time more than rayon's: compare on an idle
+//! machine (or at one thread) before quoting a ratio.
+//!
 //! The mtmd part needs the optional `mtmd` cargo feature (llama.cpp rebuilt with libmtmd; a
 //! separate `CARGO_TARGET_DIR` keeps the default build untouched). The pure helpers below it
 //! (cosine statistics, the control-file writer) are always built and tested.
@@ -384,6 +391,8 @@ mod with_mtmd {
         pub runs: usize,
         pub clip_flash_attn: bool,
         pub encoder_isa: String,
+        /// Our encoder's arithmetic as resolved for this file and CPU ("f32 (Avx2)", "int8 (…)").
+        pub encoder_math: String,
         pub n_tokens: usize,
         pub n_embd: usize,
         pub clip_wall_s_median: f64,
@@ -486,6 +495,7 @@ mod with_mtmd {
             runs: o.runs,
             clip_flash_attn: flash_attn,
             encoder_isa: format!("{:?}", crate::vision::kernels::isa()),
+            encoder_math: ours.resolve_math(crate::vision::VisionMath::Auto)?.describe(),
             n_tokens: prepared.n_tokens,
             n_embd: cfg.projection_dim,
             clip_wall_s_median: med(&cw),
@@ -505,12 +515,12 @@ mod with_mtmd {
             writeln!(f, "clip bench: {} with text model {}", self.mmproj, self.text_model)?;
             writeln!(
                 f,
-                "one tile ({}), {} threads, {} runs each (alternating order), clip flash attention {}, our ISA {}, load {}",
+                "one tile ({}), {} threads, {} runs each (alternating order), clip flash attention {}, our math {}, load {}",
                 self.image,
                 self.threads,
                 self.runs,
                 if self.clip_flash_attn { "on" } else { "off" },
-                self.encoder_isa,
+                self.encoder_math,
                 self.load_average
             )?;
             writeln!(f, "  llama.cpp clip: wall {:.3} s/tile, CPU {:.2} core-s/tile (median)", self.clip_wall_s_median, self.clip_cpu_s_median)?;
