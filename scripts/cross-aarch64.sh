@@ -120,7 +120,7 @@ if [ $mode = pi5 ]; then
   # Proof: ggml-cpu's int8 dot products compiled to sdot in this build and not in the plain one.
   count_sdot() {
     local lib
-    lib=$(find "$1/$TARGET/release/build" -path '*llama-cpp-sys-2-*/out/lib*/libggml-cpu.a' 2>/dev/null | head -n1)
+    lib=$(find "$1/$TARGET/release/build" -path '*llama-cpp-sys-2-*/out/*' -name libggml-cpu.a 2>/dev/null | head -n1)
     [ -n "$lib" ] || { echo "none"; return; }
     aarch64-linux-gnu-objdump -d "$lib" | grep -cw sdot || true
   }
