@@ -12,7 +12,8 @@ use std::arch::aarch64::*;
 
 /// # Safety
 /// NEON available; pointer contract of `gemm::kernel_scalar` (A and B packed).
-#[allow(clippy::too_many_arguments)]
+// Row/lane indices address both the accumulators and memory offsets: explicit loops read clearer.
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[target_feature(enable = "neon")]
 pub unsafe fn kernel_6x16(
     kb: usize,
@@ -65,6 +66,7 @@ pub unsafe fn kernel_6x16(
     store(&acc, c, ldc, mr, nr, accumulate);
 }
 
+#[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "neon")]
 #[inline]
 unsafe fn store(acc: &[[float32x4_t; 4]; MR], c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
