@@ -10,13 +10,12 @@
 //! decode = generated tokens / time from the prefill's logits to the last sampled token
 //! (`gen` samples, `gen - 1` single-token decodes), as [`crate::llm::Timings`] counts them.
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use serde::Serialize;
 
-use crate::llm::ffi::{Batch, Context, ContextParams, Model, Token};
+use crate::llm::ffi::{Batch, Context, ContextParams, Token};
 use crate::llm::{GenerationConfig, History, KvType, Pipeline, PipelineOptions};
 
 /// What to run.
@@ -182,7 +181,8 @@ pub fn run(o: &LlmBenchOptions) -> Result<LlmReport> {
         o.model.display()
     );
     let n_ctx = longest.next_multiple_of(256);
-    let model = Arc::new(Model::load(&o.model, false)?);
+    // Same weights in memory for both sides (a second copy could sit differently in caches/TLB).
+    let model = pipe.model_arc();
     let params = ContextParams {
         n_ctx: n_ctx as u32,
         n_batch: o.n_batch as u32,

@@ -209,6 +209,12 @@ impl Pipeline {
         &self.model
     }
 
+    /// The loaded LLM, shareable: `bench llm` runs llama.cpp's bare loop in a second context on
+    /// the very same weights, so the two sides differ only in the code around `llama_decode`.
+    pub fn model_arc(&self) -> Arc<Model> {
+        self.model.clone()
+    }
+
     pub fn options(&self) -> &PipelineOptions {
         &self.opts
     }
