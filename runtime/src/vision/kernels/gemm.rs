@@ -348,17 +348,8 @@ mod tests {
     use super::*;
     use half::f16;
 
-    /// Deterministic pseudo-random values in [-1, 1) (ggml-style test data without a rand dep).
     fn data(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect()
+        crate::vision::kernels::test_data(n, seed, 1)
     }
 
     fn to_bytes(ty: WType, w: &[f32], k: usize) -> Vec<u8> {

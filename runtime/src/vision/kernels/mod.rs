@@ -158,3 +158,18 @@ fn qdetect() -> QIsa {
     // The last entry of `qsimd_isas` is the fastest.
     qsimd_isas().pop().unwrap_or(QIsa::Scalar)
 }
+
+/// Deterministic test data in [-1, 1) (xorshift32; no rand dependency), shared by the kernels'
+/// twin tests. `salt` separates the streams of different tests.
+#[cfg(test)]
+pub(crate) fn test_data(n: usize, seed: u32, salt: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(salt);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
+}

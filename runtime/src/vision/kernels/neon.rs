@@ -256,16 +256,9 @@ mod tests {
     use super::super::{isa, simd_isa, Isa};
     use std::arch::aarch64::*;
 
+    /// Values in [-0.5, 0.5): the shared stream halved (exactly).
     fn data(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-            })
-            .collect()
+        super::super::test_data(n, seed, 12345).into_iter().map(|v| v * 0.5).collect()
     }
 
     #[test]

@@ -213,15 +213,7 @@ mod tests {
     use h2ovl_convert::quant::{quantize, GgmlType};
 
     fn data(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(777);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect()
+        crate::vision::kernels::test_data(n, seed, 777)
     }
 
     fn run(q: QIsa, m: usize, n: usize, k: usize, epi_kind: u8, par: bool) -> (Vec<f32>, Vec<f32>, usize) {

@@ -174,15 +174,7 @@ mod tests {
     use h2ovl_convert::quant::{quantize, GgmlType};
 
     fn data(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect()
+        crate::vision::kernels::test_data(n, seed, 12345)
     }
 
     #[test]
