@@ -171,12 +171,47 @@ fn kernel_for(isa: Isa) -> KernelFn {
     }
 }
 
-/// Raw pointer to C shared by tasks that write disjoint tiles.
+/// Raw pointer to C shared by tasks that write disjoint tiles (f32 and int8 GEMMs).
 #[derive(Clone, Copy)]
-struct CPtr(*mut f32);
-// SAFETY: tasks write pairwise-disjoint element sets of C (distinct MC×NC tiles).
+pub(crate) struct CPtr(pub(crate) *mut f32);
+// SAFETY: tasks write pairwise-disjoint element sets of C (distinct tiles from `for_each_tile`).
 unsafe impl Send for CPtr {}
 unsafe impl Sync for CPtr {}
+
+/// Panics unless A (`m` rows of `k` at stride `lda`), C (`m` rows of `n` at stride `ldc`) and the
+/// epilogue's bias fit the product; `what` names the caller. Shapes are checked at load time, so
+/// a failure here is a bug, not bad input.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_operands(what: &str, a: &[f32], lda: usize, m: usize, k: usize, c: &[f32], ldc: usize, n: usize, epi: &Epilogue) {
+    assert!(lda >= k && ldc >= n, "{what}: bad leading dimensions");
+    assert!(a.len() >= (m - 1) * lda + k, "{what}: A too short");
+    assert!(c.len() >= (m - 1) * ldc + n, "{what}: C too short");
+    if let Epilogue::Bias(bias) | Epilogue::BiasGelu(bias) = epi {
+        assert_eq!(bias.len(), n, "{what}: bias length");
+    }
+}
+
+/// Splits an `m × n` C into tasks of `nc` columns and as many row blocks (multiples of
+/// `row_align`) as it takes to give every thread two tasks, and calls `task(i0, mb, j0, nb)` for
+/// each — on the current rayon pool when `parallel`. N is split first: each task packs its B
+/// block once for all its rows.
+pub(crate) fn for_each_tile(m: usize, n: usize, nc: usize, row_align: usize, parallel: bool, task: impl Fn(usize, usize, usize, usize) + Sync) {
+    let tiles_n = n.div_ceil(nc);
+    let threads = if parallel { rayon::current_num_threads() } else { 1 };
+    let row_splits = if parallel { (2 * threads).div_ceil(tiles_n).max(1) } else { 1 };
+    let mc = m.div_ceil(row_splits).div_ceil(row_align) * row_align;
+    let tiles_m = m.div_ceil(mc);
+    let run = |t: usize| {
+        let (i0, j0) = (t / tiles_n * mc, t % tiles_n * nc);
+        task(i0, mc.min(m - i0), j0, nc.min(n - j0));
+    };
+    let tasks = tiles_m * tiles_n;
+    if parallel && tasks > 1 {
+        (0..tasks).into_par_iter().for_each(run);
+    } else {
+        (0..tasks).for_each(run);
+    }
+}
 
 thread_local! {
     /// (packed B block, NR dequantized rows) per worker thread.
@@ -207,12 +242,7 @@ pub fn gemm(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(lda >= k && ldc >= n, "gemm: bad leading dimensions");
-    assert!(a.len() >= (m - 1) * lda + k, "gemm: A too short");
-    assert!(c.len() >= (m - 1) * ldc + n, "gemm: C too short");
-    if let Epilogue::Bias(bias) | Epilogue::BiasGelu(bias) = epi {
-        assert_eq!(bias.len(), n, "gemm: bias length");
-    }
+    check_operands("gemm", a, lda, m, k, c, ldc, n, &epi);
     // Packing A pays off only when each strip is reused by many B panels (not for the narrow
     // `P V` product of attention, N = head_dim). A is packed once, before the tiles, and shared.
     let packed = NC.min(n).div_ceil(NR) >= PACK_A_MIN_PANELS;
@@ -223,18 +253,8 @@ pub fn gemm(
             pack_a_all(isa, a, lda, m, k, apack, parallel);
         }
         let apack: &[f32] = apack;
-        // Split N first (each task packs its B block once for all its rows); split M only as far
-        // as needed to give every thread two tasks.
-        let tiles_n = n.div_ceil(NC);
-        let threads = if parallel { rayon::current_num_threads() } else { 1 };
-        let row_splits = if parallel { (2 * threads).div_ceil(tiles_n).max(1) } else { 1 };
-        let mc = m.div_ceil(row_splits).div_ceil(MR) * MR;
-        let tiles_m = m.div_ceil(mc);
         let cp = CPtr(c.as_mut_ptr());
-        let run = |t: usize| {
-            let (ti, tj) = (t / tiles_n, t % tiles_n);
-            let (i0, j0) = (ti * mc, tj * NC);
-            let (mb, nb) = (mc.min(m - i0), NC.min(n - j0));
+        for_each_tile(m, n, NC, MR, parallel, |i0, mb, j0, nb| {
             PACK.with(|buf| {
                 let (pack, rows) = &mut *buf.borrow_mut();
                 pack.resize(KC * NC, 0.0);
@@ -243,13 +263,7 @@ pub fn gemm(
                 // SAFETY: this task touches only rows i0..i0+mb, columns j0..j0+nb of C.
                 unsafe { tile(isa, a_op, b, cp, ldc, i0, mb, j0, nb, k, pack, rows, epi) };
             });
-        };
-        let tasks = tiles_m * tiles_n;
-        if parallel && tasks > 1 {
-            (0..tasks).into_par_iter().for_each(run);
-        } else {
-            (0..tasks).for_each(run);
-        }
+        });
     });
 }
 

@@ -13,10 +13,9 @@
 //!
 //! Work split: tasks of [`QNC`] columns (each packs its B block once, then sweeps its rows of A),
 //! split further over rows only when there are too few to keep every thread busy.
-use super::gemm::{Epilogue, WType, Weight};
+use super::gemm::{check_operands, for_each_tile, CPtr, Epilogue, WType, Weight};
 use super::qpack::{pack_b, quantize_a, QPackedB, QNR};
 use super::{gelu, Isa, QIsa};
-use rayon::prelude::*;
 use std::cell::RefCell;
 
 /// Columns of C per task (a multiple of [`QNR`]).
@@ -73,12 +72,6 @@ pub fn qkernel(q: QIsa) -> (QKernelFn, usize) {
     }
 }
 
-#[derive(Clone, Copy)]
-struct CPtr(*mut f32);
-// SAFETY: tasks write pairwise-disjoint (rows × columns) blocks of C.
-unsafe impl Send for CPtr {}
-unsafe impl Sync for CPtr {}
-
 thread_local! {
     /// Quantized A (bytes, row scales) of the GEMM this thread drives.
     static QA: RefCell<(Vec<u8>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
@@ -103,12 +96,7 @@ pub fn qgemm(q: QIsa, isa: Isa, a: &[f32], lda: usize, m: usize, w: &Weight, c: 
     if m == 0 || n == 0 {
         return;
     }
-    assert!(lda >= k && ldc >= n, "qgemm: bad leading dimensions");
-    assert!(a.len() >= (m - 1) * lda + k, "qgemm: A too short");
-    assert!(c.len() >= (m - 1) * ldc + n, "qgemm: C too short");
-    if let Epilogue::Bias(bias) | Epilogue::BiasGelu(bias) = epi {
-        assert_eq!(bias.len(), n, "qgemm: bias length");
-    }
+    check_operands("qgemm", a, lda, m, k, c, ldc, n, &epi);
     let mpad = m.div_ceil(ROW_PAD) * ROW_PAD;
     let cp = CPtr(c.as_mut_ptr());
     let run_all = |qa: &mut Vec<u8>, sa: &mut Vec<f32>| {
@@ -116,15 +104,7 @@ pub fn qgemm(q: QIsa, isa: Isa, a: &[f32], lda: usize, m: usize, w: &Weight, c: 
         sa.resize(mpad, 0.0);
         quantize_a(q, a, lda, m, k, &mut qa[..mpad * k], &mut sa[..mpad], parallel);
         let (qa, sa): (&[u8], &[f32]) = (qa, sa);
-        let tiles_n = n.div_ceil(QNC);
-        let threads = if parallel { rayon::current_num_threads() } else { 1 };
-        let row_splits = if parallel { (2 * threads).div_ceil(tiles_n).max(1) } else { 1 };
-        let mc = m.div_ceil(row_splits).div_ceil(ROW_PAD) * ROW_PAD;
-        let tiles_m = m.div_ceil(mc);
-        let run = |t: usize| {
-            let (ti, tj) = (t / tiles_n, t % tiles_n);
-            let (i0, j0) = (ti * mc, tj * QNC);
-            let (mb, nb) = (mc.min(m - i0), QNC.min(n - j0));
+        for_each_tile(m, n, QNC, ROW_PAD, parallel, |i0, mb, j0, nb| {
             QB.with(|cell| {
                 let (pb, tile) = &mut *cell.borrow_mut();
                 pack_b(q, w, j0, nb, pb);
@@ -132,13 +112,7 @@ pub fn qgemm(q: QIsa, isa: Isa, a: &[f32], lda: usize, m: usize, w: &Weight, c: 
                 // mpad ≥ i0+mb rounded up to the kernel's MR rows.
                 unsafe { task(q, isa, qa, sa, k, pb, tile, cp, ldc, i0, mb, j0, nb, epi) };
             });
-        };
-        let tasks = tiles_m * tiles_n;
-        if parallel && tasks > 1 {
-            (0..tasks).into_par_iter().for_each(run);
-        } else {
-            (0..tasks).for_each(run);
-        }
+        });
     };
     QA.with(|cell| match cell.try_borrow_mut() {
         Ok(mut g) => {
