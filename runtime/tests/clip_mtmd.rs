@@ -60,15 +60,7 @@ fn tiny_mmproj_loads_in_clip_and_matches_the_reference_once_positions_are_rotate
 fn wrong_width_text_model_is_one_clear_error() {
     let out = common::tiny_f32();
     let dir = tempfile::tempdir().unwrap();
-    let other = h2ovl_convert::convert(&h2ovl_convert::ConvertOptions {
-        input: common::golden().join("checkpoints/tiny-2b"),
-        outdir: dir.path().to_path_buf(),
-        quant: h2ovl_convert::LlmQuant::F32,
-        vision_quant: h2ovl_convert::VisionQuant::F32,
-        quiet: true,
-        threads: Some(2),
-    })
-    .unwrap();
+    let other = common::convert_f32("tiny-2b", dir.path());
     let e = ClipEncoder::load(&out.vision, &other.llm, 2, true, false).err().expect("width 96 vs 64 must fail");
     let msg = format!("{e:#}");
     assert!(msg.contains("rejected") && msg.contains(&out.vision.display().to_string()), "{msg}");

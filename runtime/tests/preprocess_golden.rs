@@ -12,9 +12,8 @@ use h2ovl_runtime::preprocess::{
 use image::RgbImage;
 use serde_json::Value;
 
-fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../quant-tests/fixtures/golden")
-}
+mod common;
+use common::golden;
 
 fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))

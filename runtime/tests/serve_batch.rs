@@ -1,18 +1,16 @@
 //! `h2ovl batch` engine on the tiny golden checkpoint (real vision GGUF): one JSON line per image
 //! with the template's shape, a bad image becomes an "error" line and the run goes on, a rerun
 //! skips what is done (resumable), and a torn last line is repaired.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use h2ovl_convert::{ConvertOptions, LlmQuant, VisionQuant};
 use h2ovl_runtime::json::template::{find_template, matches_template};
 use h2ovl_runtime::json::{Constraint, Limits};
 use h2ovl_runtime::llm::{GenerationConfig, KvType, Pipeline, PipelineOptions};
 use h2ovl_runtime::serve::batch::{list_inputs, run_batch, BatchJob, BatchSummary};
 use serde_json::Value;
 
-fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../quant-tests/fixtures/golden")
-}
+mod common;
+use common::golden;
 
 fn lines(p: &Path) -> Vec<Value> {
     std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
@@ -20,16 +18,7 @@ fn lines(p: &Path) -> Vec<Value> {
 
 #[test]
 fn batch_over_a_folder_with_a_template_resumes_and_survives_bad_images() {
-    let conv = tempfile::tempdir().unwrap();
-    let o = h2ovl_convert::convert(&ConvertOptions {
-        input: golden().join("checkpoints/tiny"),
-        outdir: conv.path().to_path_buf(),
-        quant: LlmQuant::F32,
-        vision_quant: VisionQuant::F32,
-        quiet: true,
-        threads: Some(2),
-    })
-    .expect("convert");
+    let o = common::tiny_f32();
     let opts = PipelineOptions { threads: 2, kv_type: KvType::F32, flash_attn: Some(false), max_tiles: 2, ..Default::default() };
     let mut pipe = Pipeline::load(&o.llm, Some(&o.vision), opts).expect("load");
 

@@ -11,9 +11,8 @@ use h2ovl_runtime::vision::{EncodeOptions, VisionMath, VisionModel};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../quant-tests/fixtures/golden")
-}
+mod common;
+use common::golden;
 
 /// Converted vision GGUFs, one per (checkpoint, quant), made once per test binary.
 fn mmproj(ckpt: &str, vq: VisionQuant) -> PathBuf {

@@ -15,17 +15,21 @@ pub fn golden() -> PathBuf {
 pub fn tiny_f32() -> &'static ConvertOutput {
     static OUT: OnceLock<ConvertOutput> = OnceLock::new();
     OUT.get_or_init(|| {
-        let outdir = tempfile::tempdir().expect("tempdir").keep();
-        h2ovl_convert::convert(&ConvertOptions {
-            input: golden().join("checkpoints/tiny"),
-            outdir,
-            quant: LlmQuant::F32,
-            vision_quant: VisionQuant::F32,
-            quiet: true,
-            threads: Some(2),
-        })
-        .expect("converting the tiny checkpoint")
+        convert_f32("tiny", &tempfile::tempdir().expect("tempdir").keep())
     })
+}
+
+/// Golden checkpoint `name` (`tiny`, `tiny-2b`) converted to an F32 LLM + F32 vision GGUF in `outdir`.
+pub fn convert_f32(name: &str, outdir: &Path) -> ConvertOutput {
+    h2ovl_convert::convert(&ConvertOptions {
+        input: golden().join("checkpoints").join(name),
+        outdir: outdir.to_path_buf(),
+        quant: LlmQuant::F32,
+        vision_quant: VisionQuant::F32,
+        quiet: true,
+        threads: Some(2),
+    })
+    .unwrap_or_else(|e| panic!("converting the {name} checkpoint: {e:#}"))
 }
 
 /// The LLM GGUF of [`tiny_f32`].
