@@ -31,31 +31,17 @@ pub enum BenchCommand {
 
 #[derive(Args)]
 pub struct E2eArgs {
-    /// LLM GGUF written by `h2ovl convert`.
-    #[arg(short = 'm', long)]
-    pub model: PathBuf,
-    /// Vision GGUF (mmproj) of the same checkpoint.
-    #[arg(long)]
-    pub mmproj: PathBuf,
+    /// Model files and runtime settings, as for `h2ovl run` (`--mmproj` is required here).
+    #[command(flatten)]
+    pub model: super::run::ModelArgs,
     /// The image to ask about.
     #[arg(long)]
     pub image: PathBuf,
     #[arg(short = 'p', long, default_value = "Describe this image in detail.")]
     pub prompt: String,
-    /// Threads (0 = all cores).
-    #[arg(short = 't', long, default_value_t = 0)]
-    pub threads: usize,
     /// Runs, each with a freshly loaded pipeline; medians are reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// Maximum tiles per image.
-    #[arg(long = "max-tiles", default_value_t = 6)]
-    pub max_tiles: usize,
-    /// Never use MSAC (2b).
-    #[arg(long = "no-msac")]
-    pub no_msac: bool,
-    #[arg(long = "flash-attn", default_value = "auto", value_parser = ["on", "off", "auto"])]
-    pub flash_attn: String,
     #[arg(long)]
     pub json: bool,
 }
@@ -191,15 +177,6 @@ fn run_clip(_: ClipArgs) -> Result<()> {
     )
 }
 
-/// `on`/`off`/`auto` → llama.cpp's setting (`None` = its automatic choice).
-fn flash_attn(v: &str) -> Option<bool> {
-    match v {
-        "on" => Some(true),
-        "off" => Some(false),
-        _ => None,
-    }
-}
-
 /// Text or one JSON object.
 fn print<T: std::fmt::Display>(report: &T, json: bool, to_json: fn(&T) -> Result<String>) -> Result<()> {
     if json {
@@ -230,7 +207,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 gen: l.gen,
                 long_prefix: l.long_prefix,
                 n_batch: l.batch_size,
-                flash_attn: flash_attn(&l.flash_attn),
+                flash_attn: super::run::flash_attn_setting(&l.flash_attn),
                 kv_type: if l.kv_f32 { KvType::F32 } else { KvType::F16 },
                 runs: l.runs,
             })?;
@@ -248,21 +225,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
         BenchCommand::Clip(c) => run_clip(c),
         BenchCommand::E2e(e) => {
-            anyhow::ensure!(e.max_tiles > 0, "--max-tiles must be at least 1");
-            let pipeline = h2ovl_runtime::llm::PipelineOptions {
-                max_tiles: e.max_tiles,
-                msac: !e.no_msac,
-                flash_attn: flash_attn(&e.flash_attn),
-                ..Default::default()
-            };
+            let mmproj = e.model.mmproj.clone().ok_or_else(|| anyhow::anyhow!("bench e2e needs --mmproj (the vision GGUF)"))?;
             let r = bench::e2e::run(&bench::e2e::E2eBenchOptions {
-                model: e.model,
-                mmproj: e.mmproj,
+                model: e.model.model.clone(),
+                mmproj,
                 image: e.image,
                 prompt: e.prompt,
-                threads: e.threads,
                 runs: e.runs,
-                pipeline,
+                pipeline: e.model.options()?,
             })?;
             print(&r, e.json, bench::to_json)
         }

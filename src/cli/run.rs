@@ -47,28 +47,37 @@ pub struct ModelArgs {
     pub vision_math: String,
 }
 
+/// `--flash-attn on|off|auto` → llama.cpp's setting (`None` = its automatic choice).
+pub fn flash_attn_setting(v: &str) -> Option<bool> {
+    match v {
+        "on" => Some(true),
+        "off" => Some(false),
+        _ => None,
+    }
+}
+
 impl ModelArgs {
     pub fn load(&self) -> Result<Pipeline> {
+        Pipeline::load(&self.model, self.mmproj.as_deref(), self.options()?)
+    }
+
+    /// The pipeline settings these flags describe.
+    pub fn options(&self) -> Result<PipelineOptions> {
         if self.max_tiles == 0 {
             anyhow::bail!("--max-tiles must be at least 1");
         }
-        let opts = PipelineOptions {
+        Ok(PipelineOptions {
             threads: self.threads,
             n_ctx: self.ctx_size,
             max_tiles: self.max_tiles,
             msac: !self.no_msac,
             kv_type: if self.kv_f32 { KvType::F32 } else { KvType::F16 },
-            flash_attn: match self.flash_attn.as_str() {
-                "on" => Some(true),
-                "off" => Some(false),
-                _ => None,
-            },
+            flash_attn: flash_attn_setting(&self.flash_attn),
             verbose: self.verbose,
             max_pixels: self.max_pixels,
             vision_math: self.vision_math.parse()?,
             ..Default::default()
-        };
-        Pipeline::load(&self.model, self.mmproj.as_deref(), opts)
+        })
     }
 }
 

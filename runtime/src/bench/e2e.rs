@@ -21,10 +21,8 @@ pub struct E2eBenchOptions {
     pub mmproj: PathBuf,
     pub image: PathBuf,
     pub prompt: String,
-    /// Threads for llama.cpp and the encoder (0 = all cores).
-    pub threads: usize,
     pub runs: usize,
-    /// Pipeline options (tiles, flash attention, vision math…); `threads` overrides its field.
+    /// Pipeline options (threads, tiles, flash attention, vision math…).
     pub pipeline: PipelineOptions,
 }
 
@@ -55,13 +53,12 @@ pub struct E2eReport {
 pub fn run(o: &E2eBenchOptions) -> Result<E2eReport> {
     ensure!(o.runs > 0, "--runs must be at least 1");
     ensure!(o.image.is_file(), "image {} does not exist or is not a file", o.image.display());
-    let opts = PipelineOptions { threads: o.threads, ..o.pipeline.clone() };
     let cfg = GenerationConfig { max_new_tokens: 2, ..Default::default() };
     let (mut load, mut ttft, mut enc, mut pre) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut tiles, mut prompt_tokens) = (0, 0);
     for _ in 0..o.runs {
         let t0 = Instant::now();
-        let mut pipe = Pipeline::load(&o.model, Some(&o.mmproj), opts.clone())?;
+        let mut pipe = Pipeline::load(&o.model, Some(&o.mmproj), o.pipeline.clone())?;
         let t1 = Instant::now();
         let mut first: Option<Instant> = None;
         let out = pipe.chat_stream(&[ImageInput::Path(o.image.clone())], &o.prompt, &cfg, &History::new(), &mut |piece| {
@@ -83,7 +80,7 @@ pub fn run(o: &E2eBenchOptions) -> Result<E2eReport> {
         model: o.model.display().to_string(),
         mmproj: o.mmproj.display().to_string(),
         image: o.image.display().to_string(),
-        threads: o.threads,
+        threads: o.pipeline.threads,
         runs: o.runs,
         tiles,
         prompt_tokens,
