@@ -2,17 +2,21 @@
 //! pseudo-random normalized tiles, GFLOP/s from the model's own shapes, and the share of the
 //! measured f32 FMA peak ([`super::fma`]).
 //!
-//! The main figures are the f32 path. When the file allows the int8 path (Q8_0 weights), both
-//! paths run in the same process, alternating run by run (so machine load drifts hit both alike),
-//! and the report adds the int8 times, the f32/int8 ratio and the per-token cosine of the int8
-//! embeddings against the f32 ones.
+//! The main figures are the f32 path of the selected ISA. Every kernel this CPU has runs in the
+//! same process, alternating run by run (so machine load drifts hit all alike): the f32 path on
+//! each f32 ISA (AVX2, AVX-512) and, when the file allows it (Q8_0 weights), the int8 path on each
+//! int8 ISA (AVX2, AVX-VNNI, AVX-512 VNNI ymm and zmm) — so one machine measures what each CPU
+//! class gets. Each path's GFLOP/s is set against the measured peak of the ISA it used; each int8
+//! path is compared with the f32 path of its CPU class ([`QIsa::f32_isa`]): speed ratio and the
+//! per-token cosine of its embeddings. The legacy `int8` field is the path `auto`/`int8` select.
 use std::path::PathBuf;
 
 use anyhow::{ensure, Result};
 use serde::Serialize;
 
 use super::fma::{self, FmaPeak};
-use crate::vision::{EncodeOptions, VisionConfig, VisionMath, VisionModel};
+use crate::vision::kernels::{self, Isa, QIsa};
+use crate::vision::{Math, VisionConfig, VisionMath, VisionModel};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -57,6 +61,30 @@ pub struct VisionReport {
     pub auto_math: String,
     /// The int8 path beside the f32 one (absent when the weights are not Q8_0).
     pub int8: Option<Int8Report>,
+    /// Every path run, f32 ISAs first (same alternating run).
+    pub paths: Vec<PathReport>,
+}
+
+/// One (arithmetic, ISA) path of the encoder.
+#[derive(Clone, Debug, Serialize)]
+pub struct PathReport {
+    /// e.g. `f32 (Avx512)`, `int8 (AvxVnni)`.
+    pub math: String,
+    pub wall_s_per_tile_median: f64,
+    pub wall_s_per_tile_min: f64,
+    pub cpu_s_per_tile_median: f64,
+    pub gflops_wall: f64,
+    pub gflops_per_core_cpu_s: f64,
+    /// Measured peak of the ISA this path ran: f32 FMA loop (f32 paths) or `vpdpbusd` loop
+    /// (VNNI int8 paths; GOP/s). None for int8 paths without a single-instruction dot product.
+    pub peak: Option<FmaPeak>,
+    pub pct_of_peak_per_core: Option<f64>,
+    /// Int8 paths: f32 path of the same CPU class (median wall / this median wall), and the
+    /// per-token cosine of the embeddings against it (min, mean).
+    pub vs_f32: Option<f64>,
+    pub vs_f32_cpu: Option<f64>,
+    pub cosine_min: Option<f64>,
+    pub cosine_mean: Option<f64>,
 }
 
 /// Int8 linear layers vs the f32 path, same run, same tiles.
@@ -123,6 +151,27 @@ fn pixels(n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The paths to run: f32 on every SIMD ISA up to the selected one (`H2OVL_VISION_ISA` caps it),
+/// int8 on every int8 ISA up to the selected one when the file allows int8.
+fn paths(int8_ok: bool) -> Vec<Math> {
+    let sel = kernels::isa();
+    let mut f: Vec<Isa> = kernels::simd_isas().into_iter().filter(|i| i.rank() <= sel.rank()).collect();
+    if f.is_empty() {
+        f.push(Isa::Scalar);
+    }
+    let mut v: Vec<Math> = f.into_iter().map(|isa| Math { isa, q: None }).collect();
+    if int8_ok {
+        let qsel = kernels::qisa();
+        let mut q: Vec<QIsa> = kernels::qsimd_isas().into_iter().filter(|q| q.rank() <= qsel.rank()).collect();
+        if q.is_empty() {
+            q.push(QIsa::Scalar);
+        }
+        // The f32 parts of an int8 path run on its CPU class's f32 ISA, capped by the selection.
+        v.extend(q.into_iter().map(|q| Math { isa: if q.f32_isa().rank() <= sel.rank() { q.f32_isa() } else { sel }, q: Some(q) }));
+    }
+    v
+}
+
 pub fn run(o: &VisionBenchOptions) -> Result<VisionReport> {
     ensure!(o.tiles >= 1, "--tiles must be at least 1");
     ensure!(o.runs >= 1, "--runs must be at least 1");
@@ -131,64 +180,87 @@ pub fn run(o: &VisionBenchOptions) -> Result<VisionReport> {
     let cfg = model.config().clone();
     let gflop = flop_per_tile(&cfg, cfg.layers_to_run()?) / 1e9;
     let px = pixels(o.tiles * 3 * cfg.image_size * cfg.image_size);
-    let f32_opts = EncodeOptions { threads, math: VisionMath::F32 };
-    let int8_opts = EncodeOptions { threads, math: VisionMath::Int8 };
-    let int8_math = model.resolve_math(VisionMath::Int8).ok();
+    let int8_ok = model.resolve_math(VisionMath::Int8).is_ok();
+    let maths = paths(int8_ok);
     // Untimed warm-ups (page the weights in) that also give the embeddings to compare.
-    let emb_f32 = model.encode_opts(&px, o.tiles, &f32_opts)?;
-    ensure!(emb_f32.iter().all(|v| v.is_finite()), "{}: the encoder produced non-finite values", o.mmproj.display());
-    let emb_i8 = match int8_math {
-        Some(_) => Some(model.encode_opts(&px, o.tiles, &int8_opts)?),
-        None => None,
-    };
-    let (mut walls, mut cpus, mut qwalls, mut qcpus) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut embs = Vec::new();
+    for mx in &maths {
+        let e = model.encode_with_math(&px, o.tiles, *mx, threads)?;
+        ensure!(e.iter().all(|v| v.is_finite()), "{}: the encoder ({}) produced non-finite values", o.mmproj.display(), mx.describe());
+        embs.push(e);
+    }
+    let (mut walls, mut cpus) = (vec![Vec::new(); maths.len()], vec![Vec::new(); maths.len()]);
     for run in 0..o.runs {
-        // Alternate which path goes first.
-        for first in [run % 2 == 0, run % 2 != 0] {
-            if first {
-                let (r, wall, cpu) = super::timed(|| model.encode_opts(&px, o.tiles, &f32_opts));
-                std::hint::black_box(r?);
-                walls.push(wall / o.tiles as f64);
-                cpus.push(cpu / o.tiles as f64);
-            } else if int8_math.is_some() {
-                let (r, wall, cpu) = super::timed(|| model.encode_opts(&px, o.tiles, &int8_opts));
-                std::hint::black_box(r?);
-                qwalls.push(wall / o.tiles as f64);
-                qcpus.push(cpu / o.tiles as f64);
-            }
+        // Rotate which path goes first.
+        for j in 0..maths.len() {
+            let i = (j + run) % maths.len();
+            let (r, wall, cpu) = super::timed(|| model.encode_with_math(&px, o.tiles, maths[i], threads));
+            std::hint::black_box(r?);
+            walls[i].push(wall / o.tiles as f64);
+            cpus[i].push(cpu / o.tiles as f64);
         }
     }
-    let peak = fma::measure(threads, o.fma_iters);
-    let (wall, cpu) = (super::median(&walls), super::median(&cpus));
-    let int8 = match (int8_math, emb_i8) {
-        (Some(m), Some(e)) => {
-            let (qw, qc) = (super::median(&qwalls), super::median(&qcpus));
-            let (cosine_min, cosine_mean) = row_cosines(&e, &emb_f32, cfg.projection_dim);
-            Some(Int8Report {
-                math: m.describe(),
-                wall_s_per_tile_median: qw,
-                wall_s_per_tile_min: qwalls.iter().copied().fold(f64::INFINITY, f64::min),
-                cpu_s_per_tile_median: qc,
-                speedup_wall: wall / qw,
-                speedup_cpu: cpu / qc,
-                cosine_min,
-                cosine_mean,
-            })
-        }
-        _ => None,
+    let mut f32_peaks = Vec::new();
+    for mx in maths.iter().filter(|m| m.q.is_none()) {
+        f32_peaks.push((mx.isa, fma::measure_isa(mx.isa, threads, o.fma_iters)));
+    }
+    let f32_peak = |isa: Isa| f32_peaks.iter().find(|(i, _)| *i == isa).map(|(_, p)| p.clone());
+    let mut reports: Vec<PathReport> = Vec::new();
+    for (i, mx) in maths.iter().enumerate() {
+        let (wall, cpu) = (super::median(&walls[i]), super::median(&cpus[i]));
+        let peak = match mx.q {
+            None => f32_peak(mx.isa),
+            Some(q) => fma::measure_int8(q, threads, o.fma_iters),
+        };
+        let base = maths.iter().position(|m| m.q.is_none() && m.isa == mx.isa).filter(|_| mx.q.is_some());
+        let cos = base.map(|b| row_cosines(&embs[i], &embs[b], cfg.projection_dim));
+        reports.push(PathReport {
+            math: mx.describe(),
+            wall_s_per_tile_median: wall,
+            wall_s_per_tile_min: walls[i].iter().copied().fold(f64::INFINITY, f64::min),
+            cpu_s_per_tile_median: cpu,
+            gflops_wall: gflop / wall,
+            gflops_per_core_cpu_s: gflop / cpu,
+            pct_of_peak_per_core: peak.as_ref().map(|p| 100.0 * gflop / cpu / p.gflops_per_core_cpu_s),
+            peak,
+            vs_f32: base.map(|b| super::median(&walls[b]) / wall),
+            vs_f32_cpu: base.map(|b| super::median(&cpus[b]) / cpu),
+            cosine_min: cos.map(|c| c.0),
+            cosine_mean: cos.map(|c| c.1),
+        });
+    }
+    // The headline f32 path: the selected ISA's (the last f32 path).
+    let main = maths.iter().rposition(|m| m.q.is_none()).unwrap_or(0);
+    let (wall, cpu) = (reports[main].wall_s_per_tile_median, reports[main].cpu_s_per_tile_median);
+    let peak = f32_peak(maths[main].isa).unwrap_or_else(|| fma::measure(threads, o.fma_iters));
+    let int8 = match model.resolve_math(VisionMath::Int8).ok() {
+        Some(sel) => maths.iter().position(|m| m.q == sel.q).map(|i| {
+            let r = &reports[i];
+            Int8Report {
+                math: r.math.clone(),
+                wall_s_per_tile_median: r.wall_s_per_tile_median,
+                wall_s_per_tile_min: r.wall_s_per_tile_min,
+                cpu_s_per_tile_median: r.cpu_s_per_tile_median,
+                speedup_wall: r.vs_f32.unwrap_or(wall / r.wall_s_per_tile_median),
+                speedup_cpu: r.vs_f32_cpu.unwrap_or(cpu / r.cpu_s_per_tile_median),
+                cosine_min: r.cosine_min.unwrap_or(f64::NAN),
+                cosine_mean: r.cosine_mean.unwrap_or(f64::NAN),
+            }
+        }),
+        None => None,
     };
     let gflops_wall = gflop / wall;
     let gflops_core = gflop / cpu;
     Ok(VisionReport {
         mmproj: o.mmproj.display().to_string(),
         file_bytes: std::fs::metadata(&o.mmproj).map_or(0, |m| m.len()),
-        encoder_isa: format!("f32 {:?}", crate::vision::kernels::isa()),
+        encoder_isa: format!("f32 {:?}", maths[main].isa),
         threads,
         tiles: o.tiles,
         runs: o.runs,
         gflop_per_tile: gflop,
         wall_s_per_tile_median: wall,
-        wall_s_per_tile_min: walls.iter().copied().fold(f64::INFINITY, f64::min),
+        wall_s_per_tile_min: reports[main].wall_s_per_tile_min,
         cpu_s_per_tile_median: cpu,
         gflops_wall,
         gflops_per_core_cpu_s: gflops_core,
@@ -198,6 +270,7 @@ pub fn run(o: &VisionBenchOptions) -> Result<VisionReport> {
         load_average: super::load_average(),
         auto_math: model.resolve_math(VisionMath::Auto)?.describe(),
         int8,
+        paths: reports,
     })
 }
 
@@ -233,7 +306,18 @@ impl std::fmt::Display for VisionReport {
                 q.math, q.wall_s_per_tile_median, q.wall_s_per_tile_min, q.cpu_s_per_tile_median, q.speedup_wall, q.speedup_cpu, q.cosine_min, q.cosine_mean, self.auto_math
             ),
             None => write!(f, "\nint8 path not available for this file (needs Q8_0 weights); auto picks {}", self.auto_math),
+        }?;
+        write!(f, "\nall paths, same alternating run (load {}):", self.load_average)?;
+        for r in &self.paths {
+            write!(f, "\n  {:<22} wall {:.3} s/tile (min {:.3}), CPU {:.2} core-s/tile, {:.1} GFLOP per core-second", r.math, r.wall_s_per_tile_median, r.wall_s_per_tile_min, r.cpu_s_per_tile_median, r.gflops_per_core_cpu_s)?;
+            if let (Some(p), Some(pct)) = (&r.peak, r.pct_of_peak_per_core) {
+                write!(f, " = {pct:.1}% of {} ({:.1}/core-s)", p.isa, p.gflops_per_core_cpu_s)?;
+            }
+            if let (Some(x), Some(xc), Some(cmin)) = (r.vs_f32, r.vs_f32_cpu, r.cosine_min) {
+                write!(f, "; vs f32 same class {x:.2}x wall, {xc:.2}x CPU, cosine min {cmin:.5}")?;
+            }
         }
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Stages, one module each: [`config`] (GGUF keys) → [`weights`] (name/shape-checked views of the
 //! memory-mapped tensors) → [`vit`] (patch embed, CLS, positions, pre-norm blocks; [`attention`])
-//! → [`pixel_shuffle`] → [`projector`]. All arithmetic is in [`kernels`] (scalar twins + AVX2/NEON).
+//! → [`pixel_shuffle`] → [`projector`]. All arithmetic is in [`kernels`] (scalar twins + AVX2/AVX-512/NEON).
 //!
 //! Weights stay F32/F16/Q8_0 in the map and are dequantized inside the GEMM's packing step.
 //! [`math`] selects the linear layers' arithmetic: f32, or int8 with per-token activation scales
@@ -64,6 +64,12 @@ impl VisionModel {
         let w = self.weights()?;
         let mx = Math::resolve(o.math, &w)?;
         encode_math(&w, &self.cfg, mx, pixels, n_tiles, o.threads)
+    }
+
+    /// [`VisionModel::encode`] with explicit kernels (the bench runs every ISA in one process);
+    /// an int8 `mx` on weights that are not Q8_0 falls back to f32 layer by layer, as [`Math::linear`].
+    pub fn encode_with_math(&self, pixels: &[f32], n_tiles: usize, mx: Math, threads: usize) -> Result<Vec<f32>> {
+        encode_math(&self.weights()?, &self.cfg, mx, pixels, n_tiles, threads)
     }
 
     /// What a choice resolves to for this file on this CPU (f32 or int8 and the ISA).

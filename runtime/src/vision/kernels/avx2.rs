@@ -2,7 +2,8 @@
 //! in its sibling module (named in its doc) and is tested equal to it there.
 //!
 //! Every function is `unsafe` and `#[target_feature]`: callers reach them only through
-//! [`super::isa`] returning `Isa::Avx2`, which checked the CPU features at run time.
+//! [`super::isa`] returning `Isa::Avx2` (or `Isa::Avx512`, which implies AVX2/FMA/F16C and reuses
+//! everything here but the GEMM microkernel and A packing), which checked the CPU features at run time.
 use super::gelu::{table, NCOEF, NINT};
 use super::gemm::{MR, NR, Q8_0_BYTES, Q8_0_QK};
 use super::softmax::{EXP_C, EXP_HI, EXP_LO, LN2_HI, LN2_LO, LOG2E};
@@ -349,28 +350,29 @@ pub unsafe fn layernorm_row(x: &[f32], y: &mut [f32], w: &[f32], b: &[f32], eps:
 }
 
 /// Panel transpose for GEMM packing (twin: `pack::transpose_panel_scalar`):
-/// `panel[p*16 + j] = rows[j*KC + p]` for j < 16, p < kb, by 8×8 register transposes.
+/// `panel[p*W + j] = rows[j*ld + p]` for j < W, p < kb, by 8×8 register transposes (W = 16 for
+/// the 6×16 kernels, 32 for AVX-512's 14×32).
 ///
 /// # Safety
-/// AVX2 available; `rows.len() ≥ 16·KC`, `panel.len() ≥ 16·kb`, `kb ≤ KC`.
+/// AVX2 available; `rows.len() ≥ W·ld`, `panel.len() ≥ W·kb`, `kb ≤ ld`.
 #[target_feature(enable = "avx2")]
-pub unsafe fn transpose_panel(rows: &[f32], kb: usize, panel: &mut [f32]) {
-    use super::gemm::KC;
+pub unsafe fn transpose_panel<const W: usize>(rows: &[f32], ld: usize, kb: usize, panel: &mut [f32]) {
+    const { assert!(W % 8 == 0) };
     let kb8 = kb / 8 * 8;
     let dst = panel.as_mut_ptr();
-    for half in 0..2 {
-        let s = rows.as_ptr().add(half * 8 * KC);
+    for g in 0..W / 8 {
+        let s = rows.as_ptr().add(g * 8 * ld);
         let mut p = 0;
         while p < kb8 {
-            let cols = transpose8(std::array::from_fn(|i| _mm256_loadu_ps(s.add(i * KC + p))));
+            let cols = transpose8(std::array::from_fn(|i| _mm256_loadu_ps(s.add(i * ld + p))));
             for (i, c) in cols.iter().enumerate() {
-                _mm256_storeu_ps(dst.add((p + i) * NR + half * 8), *c);
+                _mm256_storeu_ps(dst.add((p + i) * W + g * 8), *c);
             }
             p += 8;
         }
         for p in kb8..kb {
             for j in 0..8 {
-                *dst.add(p * NR + half * 8 + j) = *s.add(j * KC + p);
+                *dst.add(p * W + g * 8 + j) = *s.add(j * ld + p);
             }
         }
     }
@@ -379,7 +381,7 @@ pub unsafe fn transpose_panel(rows: &[f32], kb: usize, panel: &mut [f32]) {
 /// 8×8 transpose of rows `r` (returns the columns).
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+pub(crate) unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
     let t1 = _mm256_unpackhi_ps(r[0], r[1]);
     let t2 = _mm256_unpacklo_ps(r[2], r[3]);

@@ -148,8 +148,8 @@ pub fn gelu_scalar(x: f32) -> f32 {
 pub fn gelu_inplace(isa: Isa, v: &mut [f32]) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::Avx2 is only chosen when AVX2/FMA were detected.
-        Isa::Avx2 => unsafe { super::avx2::gelu_inplace(v) },
+        // SAFETY: Isa::Avx2/Avx512 are only chosen when AVX2/FMA were detected.
+        Isa::Avx2 | Isa::Avx512 => unsafe { super::avx2::gelu_inplace(v) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: Isa::Neon is only chosen when NEON was detected.
         Isa::Neon => unsafe { super::neon::gelu_inplace(v) },

@@ -6,8 +6,11 @@
 //! - B is dequantized *while packing* into `KC×NR` column panels, so F16/Q8_0 weights are never
 //!   expanded to an f32 copy of the model; a packed block (`KC×NC` floats) stays in L2 and is reused
 //!   by every `MR`-row strip of A, which amortizes the dequantization over up to `MC` rows.
-//! - The microkernel keeps an `MR×NR` (6×16) tile of C in registers (12 ymm accumulators on AVX2,
-//!   24 q-registers on NEON) and streams one broadcast of A and two/four vectors of B per k step.
+//! - The microkernel keeps an `MR×NR` tile of C in registers and streams one broadcast of A and
+//!   `NR/lanes` vectors of B per k step: 6×16 on AVX2 (12 ymm accumulators) and NEON (24
+//!   q-registers), 14×32 on AVX-512 (28 zmm, `avx512`). The tile and the cache blocking belong to
+//!   the ISA ([`Isa::tile`], [`Isa::blocking`]); packing follows them, so the blocked loop below
+//!   never names an ISA's sizes.
 //! - Work is split into independent `MC×NC` tiles of C (rayon), each with its own packing buffer,
 //!   so threads never share writes and small-M shapes still expose parallelism over N.
 use super::pack::{dequant, pack_a_all, pack_b, with_apack};
@@ -16,16 +19,49 @@ use anyhow::{bail, Result};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
-/// Rows of the register tile.
+/// Rows of the 6×16 register tile (scalar, AVX2, NEON).
 pub const MR: usize = 6;
-/// Columns of the register tile (= one packed panel's width).
+/// Columns of the 6×16 register tile (= one packed panel's width).
 pub const NR: usize = 16;
-/// Depth of one packed block.
+/// Depth of one packed block (6×16 kernels).
 pub const KC: usize = 256;
-/// Rows of A per task (a multiple of MR).
+/// Rows of A swept per packed B block (a multiple of MR; 6×16 kernels).
 pub const MC: usize = 192;
-/// Columns of B per task (a multiple of NR).
+/// Columns of B per task (a multiple of NR; 6×16 kernels).
 pub const NC: usize = 256;
+
+/// Cache blocking of the blocked loop: `kc` deep blocks, `nc` columns of B per task (packed B
+/// block `kc×nc` floats in L2), `mc` rows of A swept per packed block (A sub-block `mc×kc` in L2),
+/// while one `kc×NR` B micro-panel stays in L1.
+///
+/// The 6×16 values (256/192/256): B block 256 KB + A sub-block 192 KB, B micro-panel 16 KB —
+/// within a 1 MB L2 (Zen 4) and a 32 KB L1 with room for C and the A strip being streamed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blocking {
+    pub kc: usize,
+    pub mc: usize,
+    pub nc: usize,
+}
+
+impl Isa {
+    /// `(MR, NR)` of this ISA's microkernel (the packed A strip height and B panel width).
+    pub fn tile(self) -> (usize, usize) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => (super::avx512::MR, super::avx512::NR),
+            _ => (MR, NR),
+        }
+    }
+
+    /// Cache blocking of this ISA's GEMM (see [`Blocking`]; AVX-512's in `avx512`).
+    pub fn blocking(self) -> Blocking {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => super::avx512::BLOCKING,
+            _ => Blocking { kc: KC, mc: MC, nc: NC },
+        }
+    }
+}
 
 /// Storage type of a weight matrix (the subset of ggml types the vision GGUF uses for 2-D weights).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,13 +159,23 @@ pub enum Epilogue<'a> {
 // B a packed panel, element (p, j) at `b[p*NR + j]`;
 // C[r][j] (+)= Σ_p A(r,p)·B(p,j) for r < mr ≤ MR, j < nr ≤ NR; `accumulate` = false overwrites C.
 
-/// The scalar microkernel (the reference twin).
+/// The scalar microkernel of the 6×16 tile (the reference twin of the AVX2 and NEON kernels).
 ///
 /// # Safety
 /// `a` valid for the reads of rows `r < mr` (packed: `kb*MR`), `b` for `kb*NR` reads, `c` for `mr`
 /// rows of `nr` writes with stride `ldc`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn kernel_scalar(kb: usize, a: *const f32, rs: usize, cs: usize, b: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
+    kernel_scalar_tile::<MR, NR>(kb, a, rs, cs, b, c, ldc, mr, nr, accumulate)
+}
+
+/// The scalar microkernel for any `TM×TN` tile (`TN` = the packed panel's width); the twin of
+/// every SIMD microkernel with that tile.
+///
+/// # Safety
+/// As [`kernel_scalar`] with `TM`, `TN` for `MR`, `NR`.
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-pub unsafe fn kernel_scalar(
+pub unsafe fn kernel_scalar_tile<const TM: usize, const TN: usize>(
     kb: usize,
     a: *const f32,
     rs: usize,
@@ -141,12 +187,12 @@ pub unsafe fn kernel_scalar(
     nr: usize,
     accumulate: bool,
 ) {
-    let mut t = [[0f32; NR]; MR];
+    let mut t = [[0f32; TN]; TM];
     for p in 0..kb {
-        let bp = std::slice::from_raw_parts(b.add(p * NR), NR);
+        let bp = std::slice::from_raw_parts(b.add(p * TN), TN);
         for r in 0..mr {
             let av = *a.add(r * rs + p * cs);
-            for j in 0..NR {
+            for j in 0..TN {
                 t[r][j] += av * bp[j];
             }
         }
@@ -159,12 +205,16 @@ pub unsafe fn kernel_scalar(
     }
 }
 
-type KernelFn = unsafe fn(usize, *const f32, usize, usize, *const f32, *mut f32, usize, usize, usize, bool);
+/// Microkernel signature (contract above).
+pub type KernelFn = unsafe fn(usize, *const f32, usize, usize, *const f32, *mut f32, usize, usize, usize, bool);
 
-fn kernel_for(isa: Isa) -> KernelFn {
+/// The microkernel of an ISA (its tile is [`Isa::tile`]).
+pub fn kernel_for(isa: Isa) -> KernelFn {
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => super::avx2::kernel_6x16,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => super::avx512::kernel_14x32,
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => super::neon::kernel_6x16,
         _ => kernel_scalar,
@@ -218,8 +268,6 @@ thread_local! {
     static PACK: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Rows of A swept per packed B block inside a task (A sub-block ≈ 200 KB stays in L2).
-const MC_INNER: usize = MC;
 /// Pack A only when a task has at least this many B panels to reuse it over.
 const PACK_A_MIN_PANELS: usize = 8;
 
@@ -238,30 +286,39 @@ pub fn gemm(
     epi: Epilogue,
     parallel: bool,
 ) {
+    gemm_blocked(isa, isa.blocking(), a, lda, m, b, c, ldc, epi, parallel)
+}
+
+/// [`gemm`] with explicit cache blocking (for the blocking measurements; `bl.mc` must be a
+/// multiple of the ISA's MR and `bl.nc` of its NR).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_blocked(isa: Isa, bl: Blocking, a: &[f32], lda: usize, m: usize, b: &BMat, c: &mut [f32], ldc: usize, epi: Epilogue, parallel: bool) {
     let (n, k) = (b.n(), b.k());
     if m == 0 || n == 0 {
         return;
     }
     check_operands("gemm", a, lda, m, k, c, ldc, n, &epi);
+    let (mr, nr) = isa.tile();
+    assert!(bl.kc > 0 && bl.mc % mr == 0 && bl.nc % nr == 0 && bl.mc > 0 && bl.nc > 0, "gemm: blocking {bl:?} does not fit the {mr}×{nr} tile");
     // Packing A pays off only when each strip is reused by many B panels (not for the narrow
     // `P V` product of attention, N = head_dim). A is packed once, before the tiles, and shared.
-    let packed = NC.min(n).div_ceil(NR) >= PACK_A_MIN_PANELS;
-    let strips = m.div_ceil(MR);
-    let alen = if packed { strips * MR * k } else { 0 };
+    let packed = bl.nc.min(n).div_ceil(nr) >= PACK_A_MIN_PANELS;
+    let strips = m.div_ceil(mr);
+    let alen = if packed { strips * mr * k } else { 0 };
     with_apack(alen, |apack| {
         if packed {
-            pack_a_all(isa, a, lda, m, k, apack, parallel);
+            pack_a_all(isa, a, lda, m, k, bl.kc, apack, parallel);
         }
         let apack: &[f32] = apack;
         let cp = CPtr(c.as_mut_ptr());
-        for_each_tile(m, n, NC, MR, parallel, |i0, mb, j0, nb| {
+        for_each_tile(m, n, bl.nc, mr, parallel, |i0, mb, j0, nb| {
             PACK.with(|buf| {
                 let (pack, rows) = &mut *buf.borrow_mut();
-                pack.resize(KC * NC, 0.0);
-                rows.resize(KC * NR, 0.0);
-                let a_op = if packed { AOperand::Packed { data: apack, mpad: strips * MR } } else { AOperand::InPlace { data: a, lda } };
+                pack.resize(bl.kc * bl.nc, 0.0);
+                rows.resize(bl.kc * nr, 0.0);
+                let a_op = if packed { AOperand::Packed { data: apack, mpad: strips * mr } } else { AOperand::InPlace { data: a, lda } };
                 // SAFETY: this task touches only rows i0..i0+mb, columns j0..j0+nb of C.
-                unsafe { tile(isa, a_op, b, cp, ldc, i0, mb, j0, nb, k, pack, rows, epi) };
+                unsafe { tile(isa, bl, a_op, b, cp, ldc, i0, mb, j0, nb, k, pack, rows, epi) };
             });
         });
     });
@@ -278,6 +335,7 @@ enum AOperand<'a> {
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile(
     isa: Isa,
+    bl: Blocking,
     a: AOperand,
     b: &BMat,
     c: CPtr,
@@ -292,28 +350,29 @@ unsafe fn tile(
     epi: Epilogue,
 ) {
     let kern = kernel_for(isa);
-    let panels = nb.div_ceil(NR);
+    let (tm, tn) = isa.tile();
+    let panels = nb.div_ceil(tn);
     let mut p0 = 0;
     while p0 < k {
-        let kb = KC.min(k - p0);
-        pack_b(isa, b, j0, nb, p0, kb, pack, rows);
+        let kb = bl.kc.min(k - p0);
+        pack_b(isa, b, j0, nb, p0, kb, tn, bl.kc, pack, rows);
         let acc = p0 > 0;
-        // BLIS order: one B micro-panel (KC×NR, 16 KB) stays in L1 while the MR-row strips of an
+        // BLIS order: one B micro-panel (kc×NR) stays in L1 while the MR-row strips of an
         // A sub-block stream past it from L2.
-        for ic in (i0..i0 + mb).step_by(MC_INNER) {
-            let ie = (ic + MC_INNER).min(i0 + mb);
+        for ic in (i0..i0 + mb).step_by(bl.mc) {
+            let ie = (ic + bl.mc).min(i0 + mb);
             for q in 0..panels {
-                let nr = NR.min(nb - q * NR);
-                let bp = pack.as_ptr().add(q * kb * NR);
+                let nr = tn.min(nb - q * tn);
+                let bp = pack.as_ptr().add(q * kb * tn);
                 let mut i = ic;
                 while i < ie {
-                    let mr = MR.min(ie - i);
-                    let cptr = c.0.add(i * ldc + j0 + q * NR);
+                    let mr = tm.min(ie - i);
+                    let cptr = c.0.add(i * ldc + j0 + q * tn);
                     match a {
                         AOperand::Packed { data, mpad } => {
-                            // i is a multiple of MR (i0 and MC_INNER are).
-                            let ap = data.as_ptr().add(p0 * mpad + (i / MR) * kb * MR);
-                            kern(kb, ap, 1, MR, bp, cptr, ldc, mr, nr, acc)
+                            // i is a multiple of MR (i0 and mc are).
+                            let ap = data.as_ptr().add(p0 * mpad + (i / tm) * kb * tm);
+                            kern(kb, ap, 1, tm, bp, cptr, ldc, mr, nr, acc)
                         }
                         AOperand::InPlace { data, lda } => kern(kb, data.as_ptr().add(i * lda + p0), lda, 1, bp, cptr, ldc, mr, nr, acc),
                     }
@@ -427,37 +486,47 @@ mod tests {
         }
     }
 
+    /// Every SIMD ISA (6×16 AVX2/NEON, 14×32 AVX-512) against the f64 reference and its scalar
+    /// twin, F32/F16/Q8_0 weights (dequantized while packing), odd shapes and partial tiles, packed
+    /// and in-place A (narrow N), serial and parallel.
     #[test]
     fn simd_gemm_equals_scalar() {
-        let Some(isa) = crate::vision::kernels::simd_isa() else {
+        let isas = crate::vision::kernels::simd_isas();
+        if isas.is_empty() {
             eprintln!("no SIMD ISA on this host: only the scalar GEMM is tested");
-            return;
-        };
-        for (m, n, k) in [(1, 1, 1), (7, 7, 7), (33, 33, 33), (1025, 7, 64), (5, 1025, 64), (197, 270, 600)] {
-            for ty in [WType::F32, WType::F16] {
-                check(isa, ty, m, n, k, true);
+        }
+        for isa in isas {
+            for (m, n, k) in [(1, 1, 1), (7, 7, 7), (33, 33, 33), (1025, 7, 64), (5, 1025, 64), (197, 270, 600), (29, 95, 513)] {
+                for ty in [WType::F32, WType::F16] {
+                    check(isa, ty, m, n, k, true);
+                }
             }
-        }
-        for (m, n, k) in [(1, 1, 32), (7, 33, 64), (33, 7, 96), (200, 300, 544)] {
-            check(isa, WType::Q8_0, m, n, k, true);
-        }
-        // SIMD vs scalar twin directly, on the same packed data.
-        let (m, n, k) = (37, 41, 300);
-        let a = data(m * k, 3);
-        let wv = data(n * k, 4);
-        let bytes = to_bytes(WType::F16, &wv, k);
-        let b = BMat::Weight(Weight::new("t", WType::F16, n, k, &bytes).unwrap());
-        let (mut c0, mut c1) = (vec![0f32; m * n], vec![0f32; m * n]);
-        gemm(Isa::Scalar, &a, k, m, &b, &mut c0, n, Epilogue::None, false);
-        gemm(isa, &a, k, m, &b, &mut c1, n, Epilogue::None, false);
-        for (x, y) in c0.iter().zip(&c1) {
-            assert!((x - y).abs() <= 1e-5, "{x} vs {y}");
+            for (m, n, k) in [(1, 1, 32), (7, 33, 64), (33, 7, 96), (200, 300, 544)] {
+                check(isa, WType::Q8_0, m, n, k, true);
+            }
+            // SIMD vs scalar twin directly, on the same packed data.
+            let (m, n, k) = (37, 41, 300);
+            let a = data(m * k, 3);
+            let wv = data(n * k, 4);
+            let bytes = to_bytes(WType::F16, &wv, k);
+            let b = BMat::Weight(Weight::new("t", WType::F16, n, k, &bytes).unwrap());
+            let (mut c0, mut c1) = (vec![0f32; m * n], vec![0f32; m * n]);
+            gemm(Isa::Scalar, &a, k, m, &b, &mut c0, n, Epilogue::None, false);
+            gemm(isa, &a, k, m, &b, &mut c1, n, Epilogue::None, false);
+            for (x, y) in c0.iter().zip(&c1) {
+                assert!((x - y).abs() <= 1e-5, "{isa:?}: {x} vs {y}");
+            }
         }
     }
 
     #[test]
     fn f32_activation_operands() {
-        let isa = crate::vision::kernels::isa();
+        for isa in std::iter::once(Isa::Scalar).chain(crate::vision::kernels::simd_isas()) {
+            f32_activation_operands_on(isa);
+        }
+    }
+
+    fn f32_activation_operands_on(isa: Isa) {
         let (m, n, k, ld) = (19, 1025, 16, 48);
         let a = data(m * k, 5);
         let kmat = data(n * ld, 6);

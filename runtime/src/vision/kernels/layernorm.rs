@@ -19,8 +19,8 @@ pub fn layernorm_row(isa: Isa, x: &[f32], y: &mut [f32], w: &[f32], b: &[f32], e
     assert!(y.len() == x.len() && w.len() == x.len() && b.len() == x.len(), "layernorm: length mismatch");
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::Avx2 is only chosen when AVX2/FMA were detected.
-        Isa::Avx2 => unsafe { super::avx2::layernorm_row(x, y, w, b, eps) },
+        // SAFETY: Isa::Avx2/Avx512 are only chosen when AVX2/FMA were detected.
+        Isa::Avx2 | Isa::Avx512 => unsafe { super::avx2::layernorm_row(x, y, w, b, eps) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: Isa::Neon is only chosen when NEON was detected; lengths asserted above.
         Isa::Neon => unsafe { super::neon::layernorm_row(x, y, w, b, eps) },

@@ -1,7 +1,10 @@
 //! Packing for the GEMM: weights (F32/F16/Q8_0) are dequantized row segment by row segment and
-//! transposed into `KC×NR` B panels; A (f32 activations) is interleaved into `MR`-row strips.
-//! Scalar twins here, AVX2 versions (dequantization, 8×8 register transposes) in `avx2`.
-use super::gemm::{BMat, WType, KC, MR, NR, Q8_0_BYTES, Q8_0_QK};
+//! transposed into `kc×NR` B panels; A (f32 activations) is interleaved into `MR`-row strips.
+//! `MR`, `NR` and `kc` are the selected ISA's ([`Isa::tile`], [`Isa::blocking`]): 6×16 for
+//! scalar/AVX2/NEON, 14×32 for AVX-512. Scalar twins here, AVX2 versions (dequantization, 8×8
+//! register transposes) in `avx2` (AVX-512 reuses them: packing is O(n·k) against the kernel's
+//! O(m·n·k)), AVX-512's 14-row A strips in `avx512`.
+use super::gemm::{BMat, WType, Q8_0_BYTES, Q8_0_QK};
 use super::Isa;
 use half::f16;
 use rayon::prelude::*;
@@ -39,38 +42,37 @@ pub(crate) fn dequant(isa: Isa, ty: WType, row: &[u8], p0: usize, out: &mut [f32
         }
         WType::F16 => match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: Isa::Avx2 is only chosen when AVX2/FMA/F16C were detected.
-            Isa::Avx2 => unsafe { super::avx2::dequant_f16(row, p0, out) },
+            // SAFETY: Isa::Avx2/Avx512 are only chosen when AVX2/FMA/F16C were detected.
+            Isa::Avx2 | Isa::Avx512 => unsafe { super::avx2::dequant_f16(row, p0, out) },
             _ => dequant_f16_scalar(row, p0, out),
         },
         WType::Q8_0 => match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 => unsafe { super::avx2::dequant_q8_0(row, p0, out) },
+            Isa::Avx2 | Isa::Avx512 => unsafe { super::avx2::dequant_q8_0(row, p0, out) },
             _ => dequant_q8_0_scalar(row, p0, out),
         },
     }
 }
 
-/// Packs columns `j0..j0+nb` and depth `p0..p0+kb` of B into `ceil(nb/NR)` panels of `kb×NR`
-/// (panel-major, then k, then the NR columns), zero-padding the last panel. `rows` is scratch for
-/// NR dequantized rows of KC values, transposed into the panel with the ISA's 8×8 transpose.
+/// Packs columns `j0..j0+nb` and depth `p0..p0+kb` of B into `ceil(nb/nr)` panels of `kb×nr`
+/// (panel-major, then k, then the nr columns), zero-padding the last panel. `rows` is scratch for
+/// nr dequantized rows of `kc` values (`kb ≤ kc`), transposed into the panel with the ISA's 8×8
+/// transpose.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn pack_b(isa: Isa, b: &BMat, j0: usize, nb: usize, p0: usize, kb: usize, dst: &mut [f32], rows: &mut [f32]) {
-    let panels = nb.div_ceil(NR);
-    let dst = &mut dst[..panels * kb * NR];
+pub(crate) fn pack_b(isa: Isa, b: &BMat, j0: usize, nb: usize, p0: usize, kb: usize, nr: usize, kc: usize, dst: &mut [f32], rows: &mut [f32]) {
+    let panels = nb.div_ceil(nr);
+    let dst = &mut dst[..panels * kb * nr];
     for q in 0..panels {
-        let panel = &mut dst[q * kb * NR..(q + 1) * kb * NR];
-        let cols = NR.min(nb - q * NR);
-        let jq = j0 + q * NR;
+        let panel = &mut dst[q * kb * nr..(q + 1) * kb * nr];
+        let cols = nr.min(nb - q * nr);
+        let jq = j0 + q * nr;
         if let BMat::F32Kn { data, ld, .. } = b {
             // Already k-major: each k step is a contiguous run of columns.
-            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
                 let off = (p0 + p) * ld + jq;
-                if cols == NR {
-                    // Fixed-size copy: inlined vector moves instead of a memmove call per k step.
-                    let src: &[f32; NR] = data[off..off + NR].try_into().unwrap();
-                    dst.copy_from_slice(src);
+                if cols == nr {
+                    copy_run(&data[off..off + nr], dst);
                 } else {
                     dst[..cols].copy_from_slice(&data[off..off + cols]);
                     dst[cols..].fill(0.0);
@@ -78,8 +80,8 @@ pub(crate) fn pack_b(isa: Isa, b: &BMat, j0: usize, nb: usize, p0: usize, kb: us
             }
             continue;
         }
-        for jj in 0..NR {
-            let row = &mut rows[jj * KC..jj * KC + kb];
+        for jj in 0..nr {
+            let row = &mut rows[jj * kc..jj * kc + kb];
             if jj >= cols {
                 row.fill(0.0);
                 continue;
@@ -91,55 +93,79 @@ pub(crate) fn pack_b(isa: Isa, b: &BMat, j0: usize, nb: usize, p0: usize, kb: us
                 BMat::F32Kn { .. } => unreachable!(),
             }
         }
-        transpose_panel(isa, rows, kb, panel);
+        transpose_panel(isa, rows, kc, nr, kb, panel);
     }
 }
 
-/// Scalar twin of the panel transpose: `panel[p*NR + j] = rows[j*KC + p]`.
-pub fn transpose_panel_scalar(rows: &[f32], kb: usize, panel: &mut [f32]) {
-    for j in 0..NR {
+/// Copies one full run of a k-major panel row; the two panel widths get fixed-size copies
+/// (inlined vector moves instead of a memmove call per k step).
+#[inline]
+fn copy_run(src: &[f32], dst: &mut [f32]) {
+    match dst.len() {
+        16 => dst.copy_from_slice(<&[f32; 16]>::try_from(src).unwrap()),
+        32 => dst.copy_from_slice(<&[f32; 32]>::try_from(src).unwrap()),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Scalar twin of the panel transpose: `panel[p*nr + j] = rows[j*ld + p]` for j < nr, p < kb.
+pub fn transpose_panel_scalar(rows: &[f32], ld: usize, nr: usize, kb: usize, panel: &mut [f32]) {
+    for j in 0..nr {
         for p in 0..kb {
-            panel[p * NR + j] = rows[j * KC + p];
+            panel[p * nr + j] = rows[j * ld + p];
         }
     }
 }
 
-fn transpose_panel(isa: Isa, rows: &[f32], kb: usize, panel: &mut [f32]) {
-    assert!(rows.len() >= NR * KC && panel.len() >= kb * NR && kb <= KC);
-    match isa {
+fn transpose_panel(isa: Isa, rows: &[f32], ld: usize, nr: usize, kb: usize, panel: &mut [f32]) {
+    assert!(rows.len() >= nr * ld && panel.len() >= kb * nr && kb <= ld);
+    match (isa, nr) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX2 detected; bounds asserted above.
-        Isa::Avx2 => unsafe { super::avx2::transpose_panel(rows, kb, panel) },
-        _ => transpose_panel_scalar(rows, kb, panel),
+        // SAFETY: AVX2 detected (AVX-512 implies it); bounds asserted above.
+        (Isa::Avx2 | Isa::Avx512, 16) => unsafe { super::avx2::transpose_panel::<16>(rows, ld, kb, panel) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        (Isa::Avx2 | Isa::Avx512, 32) => unsafe { super::avx2::transpose_panel::<32>(rows, ld, kb, panel) },
+        _ => transpose_panel_scalar(rows, ld, nr, kb, panel),
     }
 }
 
-/// Packs rows `i0..i1` (≤ MC), depth `p0..p0+kb` of A into MR-row strips (`[strip][p][MR]`),
+/// Packs rows `i0..i1`, depth `p0..p0+kb` of A into strips of the ISA's MR rows (`[strip][p][MR]`),
 /// zero-padding the last strip, so the microkernel reads A as one contiguous stream.
 #[allow(clippy::too_many_arguments)]
 pub fn pack_a(isa: Isa, a: &[f32], lda: usize, i0: usize, i1: usize, p0: usize, kb: usize, dst: &mut [f32]) {
-    let strips = (i1 - i0).div_ceil(MR);
+    let (mr, _) = isa.tile();
+    let strips = (i1 - i0).div_ceil(mr);
     for s in 0..strips {
-        let strip = &mut dst[s * kb * MR..(s + 1) * kb * MR];
+        let strip = &mut dst[s * kb * mr..(s + 1) * kb * mr];
         #[cfg(target_arch = "x86_64")]
-        if isa == Isa::Avx2 && i0 + (s + 1) * MR <= i1 {
-            let first = (i0 + s * MR) * lda + p0;
-            // SAFETY: AVX2 detected; 6 full rows of kb values start at `first`.
-            unsafe { super::avx2::pack_a_strip(&a[first..], lda, kb, strip) };
+        if i0 + (s + 1) * mr <= i1 {
+            let first = (i0 + s * mr) * lda + p0;
+            match isa {
+                // SAFETY: AVX2 detected; 6 full rows of kb values start at `first`.
+                Isa::Avx2 => unsafe { super::avx2::pack_a_strip(&a[first..], lda, kb, strip) },
+                // SAFETY: AVX-512 detected; 14 full rows of kb values start at `first`.
+                Isa::Avx512 => unsafe { super::avx512::pack_a_strip(&a[first..], lda, kb, strip) },
+                _ => pack_a_strip_scalar(&a[first..], lda, mr, mr, kb, strip),
+            }
             continue;
         }
-        let _ = isa;
-        for r in 0..MR {
-            let i = i0 + s * MR + r;
-            if i < i1 {
-                let src = &a[i * lda + p0..i * lda + p0 + kb];
-                for (p, v) in src.iter().enumerate() {
-                    strip[p * MR + r] = *v;
-                }
-            } else {
-                for p in 0..kb {
-                    strip[p * MR + r] = 0.0;
-                }
+        let (r0, r1) = (i0 + s * mr, i1.min(i0 + (s + 1) * mr));
+        pack_a_strip_scalar(&a[r0 * lda + p0..], lda, mr, r1 - r0, kb, strip);
+    }
+}
+
+/// Scalar twin of the strip packing: `strip[p*mr + r] = a[r*lda + p]` for r < rows, zero for
+/// `rows ≤ r < mr`.
+pub fn pack_a_strip_scalar(a: &[f32], lda: usize, mr: usize, rows: usize, kb: usize, strip: &mut [f32]) {
+    for r in 0..mr {
+        if r < rows {
+            for (p, v) in a[r * lda..r * lda + kb].iter().enumerate() {
+                strip[p * mr + r] = *v;
+            }
+        } else {
+            for p in 0..kb {
+                strip[p * mr + r] = 0.0;
             }
         }
     }
@@ -161,16 +187,18 @@ pub(crate) fn with_apack<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-/// Packs all of A (m × k) into `[k-block][strip][kb][MR]` (the layout `gemm` reads: k-block `p0` at `p0·mpad`, strip s at `+ s·kb·MR`).
-pub(crate) fn pack_a_all(isa: Isa, a: &[f32], lda: usize, m: usize, k: usize, dst: &mut [f32], parallel: bool) {
-    let mpad = m.div_ceil(MR) * MR;
+/// Packs all of A (m × k) into `[k-block][strip][kb][MR]` (the layout `gemm` reads: k-block `p0` at `p0·mpad`, strip s at `+ s·kb·MR`), k-blocks of `kc`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_a_all(isa: Isa, a: &[f32], lda: usize, m: usize, k: usize, kc: usize, dst: &mut [f32], parallel: bool) {
+    let mr = isa.tile().0;
+    let mpad = m.div_ceil(mr) * mr;
     // One job per k-block: contiguous, disjoint destination regions.
     let blocks: Vec<(usize, &mut [f32])> = {
         let mut v = Vec::new();
         let mut rest = dst;
         let mut p0 = 0;
         while p0 < k {
-            let kb = KC.min(k - p0);
+            let kb = kc.min(k - p0);
             let (head, tail) = rest.split_at_mut(mpad * kb);
             v.push((p0, head));
             rest = tail;
@@ -179,7 +207,7 @@ pub(crate) fn pack_a_all(isa: Isa, a: &[f32], lda: usize, m: usize, k: usize, ds
         v
     };
     let job = |(p0, d): (usize, &mut [f32])| {
-        let kb = KC.min(k - p0);
+        let kb = kc.min(k - p0);
         pack_a(isa, a, lda, 0, m, p0, kb, d);
     };
     if parallel && blocks.len() > 1 {
@@ -195,16 +223,20 @@ mod transpose_tests {
 
     #[test]
     fn simd_transpose_equals_scalar() {
-        let Some(isa) = crate::vision::kernels::simd_isa() else {
+        let isas = crate::vision::kernels::simd_isas();
+        if isas.is_empty() {
             eprintln!("no SIMD ISA on this host: only the scalar transpose is tested");
-            return;
-        };
-        let rows: Vec<f32> = (0..NR * KC).map(|i| i as f32).collect();
-        for kb in [1usize, 7, 8, 33, KC] {
-            let (mut a, mut b) = (vec![0f32; kb * NR], vec![0f32; kb * NR]);
-            transpose_panel_scalar(&rows, kb, &mut a);
-            transpose_panel(isa, &rows, kb, &mut b);
-            assert_eq!(a, b, "kb {kb}");
+        }
+        for isa in isas {
+            let (_, nr) = isa.tile();
+            let kc = isa.blocking().kc;
+            let rows: Vec<f32> = (0..nr * kc).map(|i| i as f32).collect();
+            for kb in [1usize, 7, 8, 33, kc] {
+                let (mut a, mut b) = (vec![0f32; kb * nr], vec![0f32; kb * nr]);
+                transpose_panel_scalar(&rows, kc, nr, kb, &mut a);
+                transpose_panel(isa, &rows, kc, nr, kb, &mut b);
+                assert_eq!(a, b, "{isa:?} kb {kb}");
+            }
         }
     }
 }
@@ -224,7 +256,7 @@ mod dequant_tests {
             let bytes = quantize(gt, &x, k);
             let mut want = vec![0f32; k];
             dequantize_row(gt, &bytes, &mut want);
-            for isa in [Some(Isa::Scalar), crate::vision::kernels::simd_isa()].into_iter().flatten() {
+            for isa in std::iter::once(Isa::Scalar).chain(crate::vision::kernels::simd_isas()) {
                 for (p0, len) in [(0, k), (64, 128), (224, 32)] {
                     let mut got = vec![0f32; len];
                     dequant(isa, wt, &bytes, p0, &mut got);
@@ -239,19 +271,27 @@ mod dequant_tests {
 mod pack_a_tests {
     use super::*;
 
+    /// The SIMD strip packers equal the scalar twin with the same MR (full and ragged strips).
     #[test]
     fn simd_pack_a_equals_scalar() {
-        let Some(isa) = crate::vision::kernels::simd_isa() else {
+        let isas = crate::vision::kernels::simd_isas();
+        if isas.is_empty() {
             eprintln!("no SIMD ISA on this host: only the scalar A packing is tested");
-            return;
-        };
-        for (m, k, lda) in [(1usize, 1usize, 1usize), (6, 8, 9), (13, 37, 40), (25, 256, 260)] {
-            let a: Vec<f32> = (0..m * lda).map(|i| i as f32 * 0.5).collect();
-            let len = m.div_ceil(MR) * MR * k;
-            let (mut x, mut y) = (vec![-1f32; len], vec![-2f32; len]);
-            pack_a(Isa::Scalar, &a, lda, 0, m, 0, k, &mut x);
-            pack_a(isa, &a, lda, 0, m, 0, k, &mut y);
-            assert_eq!(x, y, "m {m} k {k}");
+        }
+        for isa in isas {
+            let mr = isa.tile().0;
+            for (m, k, lda) in [(1usize, 1usize, 1usize), (6, 8, 9), (13, 37, 40), (14, 9, 9), (25, 256, 260), (31, 33, 35)] {
+                let a: Vec<f32> = (0..m * lda).map(|i| i as f32 * 0.5).collect();
+                let strips = m.div_ceil(mr);
+                let mut x = vec![-1f32; strips * mr * k];
+                for s in 0..strips {
+                    let (r0, r1) = (s * mr, m.min((s + 1) * mr));
+                    pack_a_strip_scalar(&a[r0 * lda..], lda, mr, r1 - r0, k, &mut x[s * k * mr..(s + 1) * k * mr]);
+                }
+                let mut y = vec![-2f32; x.len()];
+                pack_a(isa, &a, lda, 0, m, 0, k, &mut y);
+                assert_eq!(x, y, "{isa:?} m {m} k {k}");
+            }
         }
     }
 }

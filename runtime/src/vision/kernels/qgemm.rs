@@ -3,7 +3,8 @@
 //! accumulation over the full depth, then `c = s_a[i]·s_w[j]·Σ` (+ bias, GELU) in f32.
 //!
 //! Why int8: `vpdpbusd` (AVX-512 VNNI) does 64 multiply-adds per instruction against 16 for a
-//! zmm FMA, `sdot` 16 against 4; AVX2's `maddubs` + `madd` still halves the instructions per MAC.
+//! zmm FMA (32 on ymm, AVX-VNNI or AVX-512 VL: `qvnni256`), `sdot` 16 against 4; AVX2's
+//! `maddubs` + `madd` still halves the instructions per MAC.
 //!
 //! Exactness contract: every ISA computes the *same* int32 sums `Σ_p a'[i,p]·w'[j,p]` (VNNI
 //! computes `Σ (a'+128)·w'` and the packing supplies `128·Σ w'` to subtract; AVX2's `maddubs`
@@ -20,9 +21,9 @@ use std::cell::RefCell;
 
 /// Columns of C per task (a multiple of [`QNR`]).
 pub const QNC: usize = 64;
-/// Rows of the quantized A are padded to a multiple of this (every kernel's MR divides it), so
-/// kernels always run full strips and only the epilogue knows about the ragged end.
-pub const ROW_PAD: usize = 16;
+/// Rows of the quantized A are padded to a multiple of this (every kernel's MR divides it: 4, 6,
+/// 8, 12), so kernels always run full strips and only the epilogue knows about the ragged end.
+pub const ROW_PAD: usize = 24;
 /// Largest depth the int32 sums are guaranteed for (`255·127·k < 2³¹`).
 pub const MAX_K: usize = 65_536;
 
@@ -63,6 +64,10 @@ pub fn qkernel(q: QIsa) -> (QKernelFn, usize) {
         #[cfg(target_arch = "x86_64")]
         QIsa::Avx2 => (super::qavx::qkernel_avx2, super::qavx::MR_AVX2),
         #[cfg(target_arch = "x86_64")]
+        QIsa::AvxVnni => (super::qvnni256::qkernel_avxvnni, super::qvnni256::MR_AVXVNNI),
+        #[cfg(target_arch = "x86_64")]
+        QIsa::Avx512Vnni256 => (super::qvnni256::qkernel_vnni256, super::qvnni256::MR_VNNI256),
+        #[cfg(target_arch = "x86_64")]
         QIsa::Avx512Vnni => (super::qavx::qkernel_vnni, super::qavx::MR_VNNI),
         #[cfg(target_arch = "aarch64")]
         QIsa::NeonDot => (super::qneon::qkernel_sdot, super::qneon::MR_NEON),
@@ -91,7 +96,14 @@ pub fn supports(w: &Weight) -> bool {
 /// If `w` is not [`supports`]-ed or the slices are too short (callers check shapes at load time).
 #[allow(clippy::too_many_arguments)]
 pub fn qgemm(q: QIsa, isa: Isa, a: &[f32], lda: usize, m: usize, w: &Weight, c: &mut [f32], ldc: usize, epi: Epilogue, parallel: bool) {
+    qgemm_blocked(q, isa, QNC, a, lda, m, w, c, ldc, epi, parallel)
+}
+
+/// [`qgemm`] with `qnc` columns per task (a multiple of [`QNR`]; for the blocking measurements).
+#[allow(clippy::too_many_arguments)]
+pub fn qgemm_blocked(q: QIsa, isa: Isa, qnc: usize, a: &[f32], lda: usize, m: usize, w: &Weight, c: &mut [f32], ldc: usize, epi: Epilogue, parallel: bool) {
     assert!(supports(w), "qgemm: weight must be Q8_0 with k % 4 == 0");
+    assert!(qnc > 0 && qnc % QNR == 0, "qgemm: {qnc} columns per task is not a multiple of {QNR}");
     let (n, k) = (w.n, w.k);
     if m == 0 || n == 0 {
         return;
@@ -104,7 +116,7 @@ pub fn qgemm(q: QIsa, isa: Isa, a: &[f32], lda: usize, m: usize, w: &Weight, c: 
         sa.resize(mpad, 0.0);
         quantize_a(q, a, lda, m, k, &mut qa[..mpad * k], &mut sa[..mpad], parallel);
         let (qa, sa): (&[u8], &[f32]) = (qa, sa);
-        for_each_tile(m, n, QNC, ROW_PAD, parallel, |i0, mb, j0, nb| {
+        for_each_tile(m, n, qnc, ROW_PAD, parallel, |i0, mb, j0, nb| {
             QB.with(|cell| {
                 let (pb, tile) = &mut *cell.borrow_mut();
                 pack_b(q, w, j0, nb, pb);

@@ -46,8 +46,8 @@ pub fn quantize_row_scalar(row: &[f32], out: &mut [u8], offset: bool) -> f32 {
 pub(crate) fn quantize_row(q: QIsa, row: &[f32], out: &mut [u8]) -> f32 {
     match q {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: these ISAs are only selected when AVX2 was detected (AVX-512 implies it).
-        QIsa::Avx2 | QIsa::Avx512Vnni => unsafe { super::qavx::quantize_row(row, out, q.offset_a()) },
+        // SAFETY: these ISAs are only selected when AVX2 was detected (AVX-512 implies it; AVX-VNNI is only listed with AVX2).
+        QIsa::Avx2 | QIsa::AvxVnni | QIsa::Avx512Vnni256 | QIsa::Avx512Vnni => unsafe { super::qavx::quantize_row(row, out, q.offset_a()) },
         _ => quantize_row_scalar(row, out, q.offset_a()),
     }
 }
@@ -115,7 +115,7 @@ fn requant_row(q: QIsa, row: &[u8], out: &mut [i8]) -> (f32, i32) {
     match q {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2 detected for these ISAs.
-        QIsa::Avx2 | QIsa::Avx512Vnni => unsafe { super::qavx::requant_row(row, out) },
+        QIsa::Avx2 | QIsa::AvxVnni | QIsa::Avx512Vnni256 | QIsa::Avx512Vnni => unsafe { super::qavx::requant_row(row, out) },
         _ => requant_row_scalar(row, out),
     }
 }

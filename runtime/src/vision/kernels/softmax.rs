@@ -45,8 +45,8 @@ pub fn softmax_row_scalar(row: &mut [f32], scale: f32) {
 pub fn softmax_row(isa: Isa, row: &mut [f32], scale: f32) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::Avx2 is only chosen when AVX2/FMA were detected.
-        Isa::Avx2 => unsafe { super::avx2::softmax_row(row, scale) },
+        // SAFETY: Isa::Avx2/Avx512 are only chosen when AVX2/FMA were detected.
+        Isa::Avx2 | Isa::Avx512 => unsafe { super::avx2::softmax_row(row, scale) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: Isa::Neon is only chosen when NEON was detected.
         Isa::Neon => unsafe { super::neon::softmax_row(row, scale) },
