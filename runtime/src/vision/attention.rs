@@ -2,15 +2,17 @@
 //!
 //! Blocked by query rows: each task takes one head and `QB` query rows, computes the `QB×T`
 //! score block with the packed GEMM (`Q Kᵀ`), a vector softmax per row, and `P V` with the same
-//! GEMM — so attention runs at GEMM speed and the score block (QB·T floats ≈ 400 KB) stays in L2.
+//! GEMM — so attention runs at GEMM speed and the score block (QB·T floats ≈ 860 KB) stays in L2.
 //! Tasks (heads × query blocks) are spread over the rayon pool.
 use super::kernels::gemm::{gemm, BMat, Epilogue};
 use super::kernels::{softmax, Isa};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
-/// Query rows per task (a multiple of the GEMM's MR = 6).
-const QB: usize = 96;
+/// Query rows per task: a multiple of both GEMM tiles' MR (6 and 14). Each task packs its head's
+/// K (1025×64) and V once for its QB rows, so QB sets how far that packing is amortized; the
+/// score block (QB·T floats) must still sit in L2. See `attention_qb` for the measurement.
+pub const QB: usize = 210;
 
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
@@ -33,19 +35,25 @@ thread_local! {
 /// `h·hd..(h+1)·hd`.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(isa: Isa, q: &[f32], k: &[f32], v: &[f32], o: &mut [f32], t: usize, d: usize, heads: usize) {
+    attention_qb(isa, QB, q, k, v, o, t, d, heads)
+}
+
+/// [`attention`] with `qb` query rows per task (for the measurement of [`QB`]).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_qb(isa: Isa, qb: usize, q: &[f32], k: &[f32], v: &[f32], o: &mut [f32], t: usize, d: usize, heads: usize) {
     assert!(q.len() == t * d && k.len() == t * d && v.len() == t * d && o.len() == t * d);
     let hd = d / heads;
     let scale = 1.0 / (hd as f32).sqrt();
-    let qblocks = t.div_ceil(QB);
+    let qblocks = t.div_ceil(qb);
     let out = OutPtr(o.as_mut_ptr());
     (0..heads * qblocks).into_par_iter().for_each(|task| {
-        let (h, qb) = (task / qblocks, task % qblocks);
-        let i0 = qb * QB;
-        let rows = QB.min(t - i0);
+        let (h, blk) = (task / qblocks, task % qblocks);
+        let i0 = blk * qb;
+        let rows = qb.min(t - i0);
         SCRATCH.with(|s| {
             let (scores, ob) = &mut *s.borrow_mut();
-            scores.resize(QB * t, 0.0);
-            ob.resize(QB * hd, 0.0);
+            scores.resize(qb * t, 0.0);
+            ob.resize(qb * hd, 0.0);
             let kmat = BMat::F32Nk { data: &k[h * hd..], ld: d, n: t, k: hd };
             gemm(isa, &q[i0 * d + h * hd..], d, rows, &kmat, scores, t, Epilogue::None, false);
             for r in 0..rows {
@@ -74,7 +82,9 @@ mod tests {
         let gen = |s: usize| -> Vec<f32> { (0..t * d).map(|i| (((i * 7919 + s * 104729) % 1000) as f32 / 500.0 - 1.0) * 2.0).collect() };
         let (q, k, v) = (gen(1), gen(2), gen(3));
         let mut o = vec![0f32; t * d];
-        attention(crate::vision::kernels::isa(), &q, &k, &v, &mut o, t, d, heads);
+        for isa in std::iter::once(crate::vision::kernels::Isa::Scalar).chain(crate::vision::kernels::simd_isas()) {
+        for qb in [QB, 42] {
+        attention_qb(isa, qb, &q, &k, &v, &mut o, t, d, heads);
         for h in 0..heads {
             for i in 0..t {
                 let s: Vec<f64> = (0..t)
@@ -86,9 +96,11 @@ mod tests {
                 for c in 0..hd {
                     let want: f64 = (0..t).map(|j| e[j] / z * v[j * d + h * hd + c] as f64).sum();
                     let got = o[i * d + h * hd + c] as f64;
-                    assert!((got - want).abs() < 1e-5, "h{h} i{i} c{c}: {got} vs {want}");
+                    assert!((got - want).abs() < 1e-5, "{isa:?} qb {qb} h{h} i{i} c{c}: {got} vs {want}");
                 }
             }
+        }
+        }
         }
     }
 }
