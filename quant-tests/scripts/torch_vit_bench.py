@@ -13,7 +13,7 @@ saying so and exits 0, so it can sit in any workflow.
 
 Usage:
   python3 quant-tests/scripts/torch_vit_bench.py --hf-dir MODEL_DIR [--mmproj F.gguf --h2ovl BIN]
-         [-t 2] [--runs 3] [--check-golden]
+         [-t 2] [--runs 3] [--rounds 1] [--check-golden]
 With --mmproj and --h2ovl it also runs `h2ovl bench vision --json` right after (same threads) and
 prints the ratio PyTorch time / ours (> 1 means ours is faster).
 """
@@ -139,6 +139,7 @@ def main():
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--check-golden", action="store_true", help="prove the torch model on the golden fixtures first")
+    ap.add_argument("--rounds", type=int, default=1, help="alternate PyTorch and h2ovl this many times (ratios per round)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     out = {"torch": torch.__version__, "threads": a.threads, "mkldnn": torch.backends.mkldnn.is_available()}
@@ -151,11 +152,16 @@ def main():
         if not a.check_golden:
             ap.error("--hf-dir is required (or --check-golden alone)")
         return
-    t = bench_torch(a.hf_dir, a.threads, a.runs)
-    out["torch_s_per_tile"] = t
-    out["torch_s_per_tile_median"] = statistics.median(t)
-    print(f"PyTorch {torch.__version__} fp32, {a.threads} threads: {statistics.median(t):.3f} s/tile (median of {a.runs}; {', '.join(f'{x:.3f}' for x in t)})")
-    if a.mmproj:
+    out["rounds"] = []
+    for rnd in range(a.rounds):
+        t = bench_torch(a.hf_dir, a.threads, a.runs)
+        rec = {"torch_s_per_tile": t, "torch_s_per_tile_median": statistics.median(t)}
+        out["rounds"].append(rec)
+        out["torch_s_per_tile"] = t
+        out["torch_s_per_tile_median"] = statistics.median(t)
+        print(f"[round {rnd + 1}] PyTorch {torch.__version__} fp32, {a.threads} threads: {statistics.median(t):.3f} s/tile (median of {a.runs}; {', '.join(f'{x:.3f}' for x in t)})")
+        if not a.mmproj:
+            continue
         cmd = [a.h2ovl, "bench", "vision", "--mmproj", a.mmproj, "-t", str(a.threads), "--runs", str(a.runs), "--json"]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
@@ -163,15 +169,20 @@ def main():
             sys.exit(1)
         ours = json.loads(r.stdout)
         out["h2ovl"] = ours
+        rec["h2ovl"] = ours
         t = out["torch_s_per_tile_median"]
         ours_s = ours["wall_s_per_tile_median"]
-        out["ratio_torch_over_ours_f32"] = t / ours_s
-        print(f"h2ovl f32 arithmetic ({os.path.basename(a.mmproj)}): {ours_s:.3f} s/tile -> PyTorch/h2ovl = {t / ours_s:.2f}x")
+        out["ratio_torch_over_ours_f32"] = rec["ratio_torch_over_ours_f32"] = t / ours_s
+        print(f"h2ovl f32 arithmetic ({os.path.basename(a.mmproj)}, {ours['encoder_isa']}): {ours_s:.3f} s/tile -> PyTorch/h2ovl = {t / ours_s:.2f}x")
         i8 = ours.get("int8")
         if i8:
-            out["ratio_torch_over_ours_int8"] = t / i8["wall_s_per_tile_median"]
+            out["ratio_torch_over_ours_int8"] = rec["ratio_torch_over_ours_int8"] = t / i8["wall_s_per_tile_median"]
             print(f"h2ovl int8 arithmetic ({i8['math']}): {i8['wall_s_per_tile_median']:.3f} s/tile -> PyTorch/h2ovl = "
                   f"{out['ratio_torch_over_ours_int8']:.2f}x (per-token cosine vs f32: min {i8['cosine_min']:.5f})")
+        # Every kernel path of the same h2ovl run (bench vision runs them alternately).
+        for p in ours.get("paths", []):
+            extra = f", cosine min {p['cosine_min']:.5f}" if p.get("cosine_min") is not None else ""
+            print(f"  {p['math']:<22} {p['wall_s_per_tile_median']:.3f} s/tile -> PyTorch/h2ovl = {t / p['wall_s_per_tile_median']:.2f}x{extra}")
         print(f"load average after the run: {ours.get('load_average', '?')}")
     if a.json:
         print(json.dumps(out, indent=1))

@@ -7,9 +7,23 @@
 //! detected once at run time ([`isa`]) — never at compile time, so one portable binary runs
 //! the fast path wherever the CPU has it. Tests hold every SIMD kernel equal to its twin.
 //!
-//! The int8 path of the linear layers ([`qgemm`], [`qpack`]; SIMD in `qavx` / `qneon`) has its
-//! own ISA ladder ([`QIsa`], [`qisa`]) because its best instructions (VNNI, `sdot`) are separate
-//! CPU features from the f32 path's AVX2/FMA.
+//! f32 GEMM microkernels, each with its own register tile and cache blocking ([`Isa::tile`],
+//! [`Isa::blocking`]; packing follows the selected ISA):
+//! - `avx2::kernel_6x16` (12 ymm accumulators) and `neon::kernel_6x16`;
+//! - [`avx512::kernel_14x32`] (28 zmm accumulators) under [`Isa::Avx512`]: on CPUs with two
+//!   512-bit FMA ports (Intel Xeon since Skylake-SP) the zmm FMA peak is twice the ymm one, which
+//!   the 6×16 ymm kernel can never reach. Softmax, GELU, LayerNorm and the packing transposes
+//!   stay AVX2 there (memory-bound, O(N·D)).
+//!
+//! The int8 path of the linear layers ([`qgemm`], [`qpack`]; SIMD in `qavx` / `qvnni256` /
+//! `qneon`) has its own ISA ladder ([`QIsa`], [`qisa`]) because its best instructions (VNNI,
+//! `sdot`) are separate CPU features from the f32 path's: AVX2 `maddubs`, AVX-VNNI (VEX ymm,
+//! Alder Lake and later laptops), AVX-512 VNNI on ymm (EVEX) and on zmm, NEON `smull` / `sdot`.
+//!
+//! `H2OVL_VISION_ISA` caps both ladders at one CPU class, so each kernel can be measured on one
+//! machine: `scalar`, `avx2`, `avxvnni` (f32 AVX2 + int8 AVX-VNNI), `avx512` (f32 AVX-512, int8
+//! at most AVX-VNNI), `avx512vnni256`, `avx512vnni`; `neon`, `neondot` on aarch64. Unknown or
+//! unset: no cap.
 pub mod gelu;
 pub mod gemm;
 pub mod layernorm;
