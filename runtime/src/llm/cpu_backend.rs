@@ -201,4 +201,17 @@ mod tests {
         let sel = ensure_loaded().unwrap();
         assert!(sel.variant.score >= b.score);
     }
+
+    /// Under an emulated CPU (scripts/test-old-cpu.sh: qemu-x86_64 -cpu Westmere) the script says what
+    /// must be chosen there: the pre-AVX llama.cpp variant and our scalar vision kernels.
+    #[test]
+    fn expected_choice_on_this_cpu() {
+        if let Ok(want) = std::env::var("H2OVL_EXPECT_LLM_CPU") {
+            assert_eq!(ensure_loaded().unwrap().variant.name, want);
+        }
+        if let Ok(want) = std::env::var("H2OVL_EXPECT_VISION") {
+            let got = describe();
+            assert!(got.ends_with(&format!("vision: {want}")), "{got}");
+        }
+    }
 }
