@@ -46,6 +46,9 @@ fn print_version() {
     let list: Vec<String> =
         found.iter().map(|v| if v.score > 0 { v.name.clone() } else { format!("({})", v.name) }).collect();
     println!("llama.cpp CPU variants beside the binary: {} (in parentheses: not runnable on this CPU)", list.join(" "));
+    if let Some(dir) = found.first().and_then(|v| v.path.parent()) {
+        println!("libraries: {}", dir.display());
+    }
 }
 
 fn main() {
