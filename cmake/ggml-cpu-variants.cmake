@@ -19,6 +19,9 @@ if(NOT DEFINED GGML_H2OVL_CPU_VARIANTS OR GGML_H2OVL_CPU_VARIANTS STREQUAL "")
     # No list: every variant ggml knows (upstream's release build).
     return()
 endif()
+# `-C target-cpu=native` makes llama-cpp-sys-2 ask for GGML_NATIVE, which ggml refuses together with
+# run-time-loaded variants; the variants already cover the build machine's ISA, so native is dropped.
+set(GGML_NATIVE OFF CACHE BOOL "h2ovl: CPU variants replace a native build" FORCE)
 string(REPLACE "," ";" _h2ovl_keep "${GGML_H2OVL_CPU_VARIANTS}")
 message(STATUS "h2ovl: ggml CPU variants built: ${_h2ovl_keep}")
 
