@@ -18,10 +18,10 @@
 #                 targets it runs and runs the vision kernel + preprocess unit tests, vision_golden,
 #                 preprocess_golden and e2e_golden's reference-embedding cases under qemu (its
 #                 own-vision cases and Q8_0 report take minutes each there; vision_golden covers NEON).
-#   --pi5         Raspberry Pi 5 (Cortex-A76) variant, build only, in target/aarch64-pi5: llama.cpp's
-#                 ggml-cpu compiled for armv8.2-a+dotprod+fp16 (int8 `sdot` kernels for Q4_0/Q8_0),
-#                 our crates with +dotprod,+fp16; then proves with objdump that ggml-cpu contains
-#                 `sdot` and that the plain armv8-a build (target/aarch64, if built) does not.
+#   --pi5         build only the h2ovl binary and pack it with its llama.cpp libraries for a Pi
+#                 (target/aarch64/dist/; the same build runs on a Pi 4 and a Pi 5: llama.cpp's CPU
+#                 variant is chosen at run time).
+# Every mode proves with objdump that llama.cpp's dotprod variants contain `sdot` and the armv8.0 one not.
 # H2OVL_AARCH64_TARGET_DIR overrides the target dir (e.g. a fresh one to time a from-scratch build).
 # Timings of the build and of the qemu run are printed at the end.
 set -euo pipefail
@@ -36,7 +36,7 @@ for a in "$@"; do
     --build-only) mode=build ;;
     --ci) mode=ci ;;
     --pi5) mode=pi5 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "error: unknown argument '$a' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -88,13 +88,7 @@ export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export BINDGEN_EXTRA_CLANG_ARGS_aarch64_unknown_linux_gnu="--sysroot=$SYSROOT"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $SYSROOT"
-plain_dir="$PWD/target/aarch64"
-if [ $mode = pi5 ]; then
-  default_dir="$PWD/target/aarch64-pi5"
-else
-  default_dir="$plain_dir"
-fi
-export CARGO_TARGET_DIR="${H2OVL_AARCH64_TARGET_DIR:-$default_dir}"
+export CARGO_TARGET_DIR="${H2OVL_AARCH64_TARGET_DIR:-$PWD/target/aarch64}"
 mkdir -p "$CARGO_TARGET_DIR"
 
 crates=(-p h2ovl-runtime -p h2ovl-convert -p h2ovl-quant-tests)
@@ -104,43 +98,34 @@ cargo_x() { "$CARGO" "$1" --release --locked --target "$TARGET" "${@:2}"; }
 fail=0
 run() { echo "== $*" >&2; cargo_x test "$@" || fail=1; }
 
-# --- Raspberry Pi 5: dotprod build ---------------------------------------------------------------------
+# --- llama.cpp's ARM variants: proof that the dotprod kernels are compiled ------------------------------
+# ggml's CPU backend is built once per ARM level (.cargo/config.toml: armv8.0_1, armv8.2_2 = dotprod+fp16
+# for the Pi 5 / A76, armv8.6_1 = +SVE+i8mm) and the best one is loaded at run time, so one build serves
+# a Pi 4 and a Pi 5. This counts `sdot` in each variant library: the dotprod ones must have them, the
+# armv8.0 one must not (else the comparison proves nothing).
+check_sdot() {
+  local rel="$CARGO_TARGET_DIR/$TARGET/release" lib n ok=0
+  for v in armv8.0_1 armv8.2_2 armv8.6_1; do
+    lib="$rel/libggml-cpu-$v.so"
+    [ -f "$lib" ] || { echo "error: $lib missing (ARM variants not built?)" >&2; return 1; }
+    n=$(aarch64-linux-gnu-objdump -d "$lib" | grep -cw sdot || true)
+    echo "sdot instructions in libggml-cpu-$v.so: $n" >&2
+    case $v in
+      armv8.0_1) [ "$n" -eq 0 ] || { echo "error: the armv8.0 variant contains sdot" >&2; ok=1; } ;;
+      *) [ "$n" -gt 0 ] || { echo "error: the $v variant has no sdot: the dotprod flags did not reach ggml" >&2; ok=1; } ;;
+    esac
+  done
+  return $ok
+}
+
 if [ $mode = pi5 ]; then
-  # llama-cpp-sys-2's build.rs pins ggml-cpu to GGML_CPU_ARM_ARCH=armv8-a on aarch64 Linux unless
-  # rustc's target-cpu is `native`, and it defines that AFTER forwarding GGML_* env vars, so
-  # `GGML_CPU_ARM_ARCH=...` in the environment loses. `-C target-cpu=cortex-a76` cannot be used
-  # either: build.rs passes it on to gcc as `-march=cortex-a76`, which gcc rejects. It does forward
-  # CMAKE_* env vars, so a CMAKE_PROJECT_INCLUDE file (run by CMake right after llama.cpp's
-  # `project()`, before ggml reads the option) overrides the cached value.
-  arch=${H2OVL_PI5_ARM_ARCH:-armv8.2-a+dotprod+fp16}
-  inc="$CARGO_TARGET_DIR/ggml-cpu-arm-arch.cmake"
-  printf '# Written by scripts/cross-aarch64.sh --pi5\nset(GGML_CPU_ARM_ARCH "%s" CACHE STRING "ggml-cpu -march" FORCE)\n' "$arch" >"$inc"
-  export CMAKE_PROJECT_INCLUDE="$inc"
-  # Our crates: the same features for LLVM's auto-vectorisation (the NEON/int8 kernels already pick
-  # dotprod at run time).
-  export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+dotprod,+fp16"
   t0=$(date +%s)
   cargo_x build --bin h2ovl
   t1=$(date +%s)
-  echo "pi5 cross build: $((t1 - t0)) s (target dir $CARGO_TARGET_DIR, ggml-cpu -march=$arch)" >&2
-  # Proof: ggml-cpu's int8 dot products compiled to sdot in this build and not in the plain one.
-  count_sdot() {
-    local lib
-    lib=$(find "$1/$TARGET/release/build" -path '*llama-cpp-sys-2-*/out/*' -name libggml-cpu.a 2>/dev/null | head -n1)
-    [ -n "$lib" ] || { echo "none"; return; }
-    aarch64-linux-gnu-objdump -d "$lib" | grep -cw sdot || true
-  }
-  n_pi5=$(count_sdot "$CARGO_TARGET_DIR")
-  n_plain=$(count_sdot "$plain_dir")
-  echo "sdot instructions in libggml-cpu.a: pi5 build $n_pi5, plain armv8-a build $n_plain" >&2
-  if [ "$n_pi5" = none ] || [ "$n_pi5" -eq 0 ]; then
-    echo "error: the pi5 build's libggml-cpu.a has no sdot instruction: the dotprod flags did not reach llama.cpp" >&2
-    exit 1
-  fi
-  if [ "$n_plain" != none ] && [ "$n_plain" -ne 0 ]; then
-    echo "error: the plain armv8-a build contains sdot; the comparison proves nothing" >&2
-    exit 1
-  fi
+  echo "aarch64 cross build: $((t1 - t0)) s (target dir $CARGO_TARGET_DIR)" >&2
+  check_sdot
+  # A folder to copy to the Pi (binary + llama.cpp libraries + variants), as `make dist` on x86.
+  H2OVL_DIST_TARGET=$TARGET scripts/dist.sh "$CARGO_TARGET_DIR/dist"
   exit 0
 fi
 
@@ -156,14 +141,21 @@ else
 fi
 t1=$(date +%s)
 echo "cross build: $((t1 - t0)) s (target dir $CARGO_TARGET_DIR)" >&2
-[ $build_only = 1 ] && exit 0
+check_sdot || fail=1
+[ $build_only = 1 ] && exit $fail
 
 if [ $mode = ci ]; then
-  run "${ci_sel[@]}" --lib -- vision preprocess
+  # qemu's default CPU ("max") has SVE and i8mm: the loader must pick the armv8.6 variant there.
+  H2OVL_EXPECT_LLM_CPU=armv8.6_1 run "${ci_sel[@]}" --lib -- vision preprocess cpu_backend
   run "${ci_sel[@]}" --test vision_golden --test preprocess_golden
   # The own-vision cases and the Q8_0 divergence report each run the ViT under emulation (2–5 min
   # apiece on 2 cores); the NEON vision path is held to the reference by vision_golden above.
-  run "${ci_sel[@]}" --test e2e_golden -- --skip own_vision --skip q8_0_divergence_report
+  # The LLM on each ARM variant a user's board gets (auto = armv8.6 here, the Pi 5's armv8.2 dotprod
+  # one, the Pi 4's armv8.0 one): ids exact and logits within the golden tolerance on all three.
+  for v in auto armv8.2_2 armv8.0_1; do
+    if [ $v = auto ]; then run "${ci_sel[@]}" --test e2e_golden -- --skip own_vision --skip q8_0_divergence_report
+    else H2OVL_LLM_CPU=$v run "${ci_sel[@]}" --test e2e_golden -- --skip own_vision --skip q8_0_divergence_report; fi
+  done
   t2=$(date +%s)
   echo "aarch64 CI subset: cross build $((t1 - t0)) s, qemu tests $((t2 - t1)) s" >&2
   [ $fail = 0 ] || echo "error: aarch64 tests failed under qemu (see above)" >&2

@@ -32,37 +32,31 @@ enum Command {
     GenModel(cli::gen_model::GenModelArgs),
 }
 
-/// llama.cpp (llama-cpp-sys-2's default x86 build) is compiled for AVX2/FMA/F16C/BMI2 with no run-time
-/// check: on an older CPU it would die of SIGILL mid-run. Say so up front instead.
-fn check_cpu() -> anyhow::Result<()> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let missing: Vec<&str> = [
-            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
-            ("fma", std::arch::is_x86_feature_detected!("fma")),
-            ("f16c", std::arch::is_x86_feature_detected!("f16c")),
-            ("bmi2", std::arch::is_x86_feature_detected!("bmi2")),
-        ]
-        .into_iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(n, _)| n)
-        .collect();
-        if !missing.is_empty() {
-            anyhow::bail!(
-                "this CPU lacks {} which the bundled llama.cpp build requires (x86-64-v3: Haswell/Zen1 or newer)",
-                missing.join(", ")
-            );
-        }
+/// `h2ovl --version`: the build, then what this CPU runs (llama.cpp's CPU variant, our vision ISA).
+/// Answered before clap parses, because the second line is found at run time.
+fn print_version() {
+    println!(
+        "h2ovl {} ({}, {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("H2OVL_GIT_COMMIT"),
+        env!("H2OVL_TARGET")
+    );
+    println!("{}", h2ovl_runtime::llm::cpu_backend::describe());
+    let (found, _) = h2ovl_runtime::llm::cpu_backend::available();
+    let list: Vec<String> =
+        found.iter().map(|v| if v.score > 0 { v.name.clone() } else { format!("({})", v.name) }).collect();
+    println!("llama.cpp CPU variants beside the binary: {} (in parentheses: not runnable on this CPU)", list.join(" "));
+    if let Some(dir) = found.first().and_then(|v| v.path.parent()) {
+        println!("libraries: {}", dir.display());
     }
-    Ok(())
 }
 
 fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = check_cpu() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    if matches!(std::env::args().nth(1).as_deref(), Some("--version" | "-V")) {
+        print_version();
+        return;
     }
+    let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert(a) => cli::convert::run(a),
         Command::Run(a) => cli::run::run(a),

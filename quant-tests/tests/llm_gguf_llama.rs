@@ -26,8 +26,10 @@ fn golden() -> PathBuf {
 unsafe extern "C" fn quiet_log(_: sys::ggml_log_level, _: *const std::os::raw::c_char, _: *mut std::os::raw::c_void) {}
 
 /// llama.cpp's backend may be initialised once per process: every test goes through this.
+/// ggml is built with run-time-loaded CPU variants: the runtime's loader registers the best one first.
 fn backend() {
     static INIT: OnceLock<()> = OnceLock::new();
+    h2ovl_runtime::llm::cpu_backend::ensure_loaded().expect("llama.cpp CPU backend");
     INIT.get_or_init(|| unsafe {
         sys::llama_log_set(Some(quiet_log), std::ptr::null_mut());
         sys::llama_backend_init();

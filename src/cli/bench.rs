@@ -27,6 +27,9 @@ pub enum BenchCommand {
     Clip(ClipArgs),
     /// Time to first token for one image (load, encode, prefill split) and the process's peak RSS.
     E2e(E2eArgs),
+    /// The LLM benchmark on several llama.cpp CPU variants (e.g. haswell vs the auto choice), one
+    /// process per run, alternating: prefill/decode medians and ratios.
+    Cpu(super::bench_cpu::CpuArgs),
 }
 
 #[derive(Args)]
@@ -93,6 +96,9 @@ pub struct LlmArgs {
     /// Repetitions of each case (ours and llama.cpp, alternating which goes first); medians are reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Skip llama.cpp's bare loop (ours only).
+    #[arg(long = "no-bare")]
+    pub no_bare: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -177,12 +183,17 @@ fn run_clip(_: ClipArgs) -> Result<()> {
     )
 }
 
-/// Text or one JSON object.
+/// Text or one JSON object; both say which kernels ran (llama.cpp's CPU variant, our vision ISA).
 fn print<T: std::fmt::Display>(report: &T, json: bool, to_json: fn(&T) -> Result<String>) -> Result<()> {
+    let cpu = h2ovl_runtime::llm::cpu_backend::describe();
     if json {
-        println!("{}", to_json(report)?);
+        let mut v: serde_json::Value = serde_json::from_str(&to_json(report)?)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("cpu".into(), cpu.into());
+        }
+        println!("{v}");
     } else {
-        println!("{report}");
+        println!("{cpu}\n{report}");
     }
     Ok(())
 }
@@ -210,6 +221,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 flash_attn: super::run::flash_attn_setting(&l.flash_attn),
                 kv_type: if l.kv_f32 { KvType::F32 } else { KvType::F16 },
                 runs: l.runs,
+                bare: !l.no_bare,
             })?;
             print(&r, l.json, bench::to_json)
         }
@@ -224,6 +236,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             print(&r, c.json, bench::to_json)
         }
         BenchCommand::Clip(c) => run_clip(c),
+        BenchCommand::Cpu(c) => super::bench_cpu::run(c),
         BenchCommand::E2e(e) => {
             let mmproj = e.model.mmproj.clone().ok_or_else(|| anyhow::anyhow!("bench e2e needs --mmproj (the vision GGUF)"))?;
             let r = bench::e2e::run(&bench::e2e::E2eBenchOptions {

@@ -7,3 +7,4 @@ pub mod encode_image;
 pub mod serve;
 pub mod batch;
 pub mod bench;
+pub mod bench_cpu;

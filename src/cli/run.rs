@@ -45,6 +45,10 @@ pub struct ModelArgs {
     /// H2OVL_VISION_MATH).
     #[arg(long = "vision-math", default_value = "auto", value_parser = ["auto", "f32", "int8"])]
     pub vision_math: String,
+    /// llama.cpp CPU backend variant to run the LLM on (e.g. haswell, icelake; `h2ovl --version` lists
+    /// them). Default: the best this CPU supports. Same as H2OVL_LLM_CPU.
+    #[arg(long = "llm-cpu")]
+    pub llm_cpu: Option<String>,
 }
 
 /// `--flash-attn on|off|auto` → llama.cpp's setting (`None` = its automatic choice).
@@ -63,6 +67,10 @@ impl ModelArgs {
 
     /// The pipeline settings these flags describe.
     pub fn options(&self) -> Result<PipelineOptions> {
+        if let Some(v) = &self.llm_cpu {
+            // Read once, when the first model loads (before any thread of ours starts).
+            std::env::set_var("H2OVL_LLM_CPU", v);
+        }
         if self.max_tiles == 0 {
             anyhow::bail!("--max-tiles must be at least 1");
         }

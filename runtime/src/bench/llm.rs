@@ -36,6 +36,9 @@ pub struct LlmBenchOptions {
     pub kv_type: KvType,
     /// Repetitions of each case (ours and bare, alternating which goes first); medians are reported.
     pub runs: usize,
+    /// Also time llama.cpp's bare loop (false: ours only, bare figures NaN; for `bench cpu`, which
+    /// compares CPU variants rather than code paths).
+    pub bare: bool,
 }
 
 impl Default for LlmBenchOptions {
@@ -51,6 +54,7 @@ impl Default for LlmBenchOptions {
             flash_attn: p.flash_attn,
             kv_type: p.kv_type,
             runs: 1,
+            bare: true,
         }
     }
 }
@@ -195,7 +199,9 @@ pub fn run(o: &LlmBenchOptions) -> Result<LlmReport> {
     // Warm-up, untimed: first-decode allocations and page faults of the weights on both sides.
     let warm = question_of(&pipe, 8)?;
     let (_, ids) = ours(&mut pipe, &warm, 2)?;
-    bare(&mut ctx, &ids, 2)?;
+    if o.bare {
+        bare(&mut ctx, &ids, 2)?;
+    }
 
     let mut cases = Vec::new();
     let mut plan = vec![("short prompt", o.prompt_tokens)];
@@ -208,13 +214,13 @@ pub fn run(o: &LlmBenchOptions) -> Result<LlmReport> {
         let mut ids: Vec<Token> = Vec::new();
         for run in 0..o.runs {
             // Alternate which side goes first, so a drift in machine load does not favour one.
-            if run % 2 == 1 {
+            if o.bare && run % 2 == 1 {
                 theirs.push(bare(&mut ctx, &ids, o.gen)?);
             }
             let (r, got) = ours(&mut pipe, &q, o.gen)?;
             ids = got;
             mine.push(r);
-            if run % 2 == 0 {
+            if o.bare && run % 2 == 0 {
                 theirs.push(bare(&mut ctx, &ids, o.gen)?);
             }
         }

@@ -2,7 +2,8 @@
 //!
 //! The safe `llama-cpp-2` crate cannot feed precomputed input embeddings (its batch is always
 //! created with `embd = 0` and its pointers are private), so the model and context are driven
-//! here through raw FFI. Every `unsafe` block of the LLM side lives in this file; the rest of
+//! here through raw FFI. Every `unsafe` block of the LLM side lives in this file (and the
+//! dlopen probe of [`super::cpu_backend`]); the rest of
 //! [`crate::llm`] only sees [`Model`], [`Context`] and [`Batch`].
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::Path;
@@ -18,6 +19,7 @@ pub type Token = i32;
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 static BACKEND: OnceLock<()> = OnceLock::new();
+static LOGGING: OnceLock<()> = OnceLock::new();
 
 /// Forwards llama.cpp/ggml log lines to stderr only when [`set_verbose`] asked for them:
 /// a CLI that prints its answer on stdout should not be buried under loader chatter.
@@ -35,16 +37,24 @@ pub fn set_verbose(on: bool) {
     VERBOSE.store(on, Ordering::Relaxed);
 }
 
-/// `llama_backend_init` exactly once per process, with the log sink installed first.
-fn init_backend() {
-    BACKEND.get_or_init(|| {
-        // SAFETY: both calls take no pointers we own; the callback is a `'static` fn and
-        // `user_data` is unused (null). Called once thanks to the OnceLock.
-        unsafe {
-            sys::llama_log_set(Some(log_callback), std::ptr::null_mut());
-            sys::llama_backend_init();
-        }
+/// Installs the log sink once per process (before anything of ggml can log).
+pub(crate) fn init_logging() {
+    LOGGING.get_or_init(|| {
+        // SAFETY: takes no pointers we own; the callback is a `'static` fn and `user_data` is unused.
+        unsafe { sys::llama_log_set(Some(log_callback), std::ptr::null_mut()) };
     });
+}
+
+/// `llama_backend_init` exactly once per process, after the log sink and the CPU backend variant
+/// ([`super::cpu_backend`]: ggml is built with run-time-loaded backends and has none until one is loaded).
+fn init_backend() -> Result<()> {
+    init_logging();
+    super::cpu_backend::ensure_loaded()?;
+    BACKEND.get_or_init(|| {
+        // SAFETY: takes no arguments; called once thanks to the OnceLock.
+        unsafe { sys::llama_backend_init() };
+    });
+    Ok(())
 }
 
 /// A loaded GGUF language model (weights + vocabulary). Thread-safe for reading.
@@ -68,7 +78,7 @@ impl Model {
     /// so peak RSS held the repacked weights twice (measured: 952 MB for a 640 MB pair of GGUFs).
     /// Reading puts each tensor in exactly one buffer; speed is the same (same kernels).
     pub fn load(path: &Path, vocab_only: bool) -> Result<Model> {
-        init_backend();
+        init_backend()?;
         if !path.is_file() {
             bail!("LLM GGUF {} does not exist or is not a file", path.display());
         }

@@ -1,6 +1,8 @@
 //! The language model through llama.cpp: prompt, image-embedding injection, sampling, chat.
 //!
-//! - [`ffi`]: the only `unsafe` code: RAII wrappers over llama-cpp-sys-2 (model, context, batch).
+//! - [`ffi`]: RAII wrappers over llama-cpp-sys-2 (model, context, batch).
+//! - [`cpu_backend`]: picks and loads llama.cpp's CPU backend variant for this CPU (dlopen; the only
+//!   other `unsafe` code of the LLM side).
 //! - [`prompt`]: h2ogpt2 template, `<image>` placeholders, token ids + slot layout.
 //! - [`decode`]: prefill (token batches + embedding batches, chunked) and single-token steps.
 //! - [`sampling`]: greedy / temperature / top-k / top-p / repeat penalty, seeded.
@@ -26,6 +28,7 @@
 //! eprintln!("{:.1} tok/s", out.timings.decode_tok_s());
 //! # Ok(()) }
 //! ```
+pub mod cpu_backend;
 pub mod decode;
 pub mod detok;
 pub mod ffi;

@@ -191,6 +191,10 @@ impl Pipeline {
     /// Load the LLM and use `encoder` for images (e.g. precomputed embeddings in tests).
     pub fn with_encoder(llm_gguf: &Path, encoder: Option<Box<dyn ImageEncoder>>, opts: PipelineOptions) -> Result<Pipeline> {
         super::ffi::set_verbose(opts.verbose);
+        if opts.verbose {
+            // First line of verbose output: which kernels this run uses (llama.cpp variant, vision ISA).
+            eprintln!("h2ovl: {}", super::cpu_backend::describe());
+        }
         let model = Arc::new(Model::load(llm_gguf, false)?);
         if let Some(e) = &encoder {
             if e.n_embd() != model.n_embd() {
