@@ -50,20 +50,7 @@ pkgs=()
 have aarch64-linux-gnu-gcc || pkgs+=(gcc-aarch64-linux-gnu)
 have aarch64-linux-gnu-g++ || pkgs+=(g++-aarch64-linux-gnu)
 [ $build_only = 1 ] || have qemu-aarch64 || pkgs+=(qemu-user)
-if [ ${#pkgs[@]} -gt 0 ]; then
-  sudo_cmd=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if have sudo && sudo -n true 2>/dev/null; then sudo_cmd="sudo"; else sudo_cmd="NOSUDO"; fi
-  fi
-  if [ "${H2OVL_NO_INSTALL:-0}" = 1 ] || [ "$sudo_cmd" = NOSUDO ] || ! have apt-get; then
-    echo "error: missing cross prerequisites: ${pkgs[*]}. Install them with:" >&2
-    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${pkgs[*]}" >&2
-    exit 1
-  fi
-  echo "installing cross prerequisites: ${pkgs[*]}" >&2
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2
-fi
+scripts/apt-install.sh "cross prerequisites" ${pkgs[@]+"${pkgs[@]}"}
 if have rustup; then
   if ! rustup target list --installed | grep -qx "$TARGET"; then
     rustup target add "$TARGET" || {

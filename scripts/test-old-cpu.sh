@@ -11,20 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(uname -m)" != x86_64 ]; then echo "test-old-cpu: not an x86-64 host, nothing to do"; exit 0; fi
 have() { command -v "$1" >/dev/null 2>&1; }
-if ! have qemu-x86_64; then
-  sudo_cmd=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if have sudo && sudo -n true 2>/dev/null; then sudo_cmd="sudo"; else sudo_cmd="NOSUDO"; fi
-  fi
-  if [ "${H2OVL_NO_INSTALL:-0}" = 1 ] || [ "$sudo_cmd" = NOSUDO ] || ! have apt-get; then
-    echo "error: qemu-x86_64 is missing. Install it with:" >&2
-    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends qemu-user" >&2
-    exit 1
-  fi
-  echo "installing qemu-user" >&2
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends qemu-user >&2
-fi
+have qemu-x86_64 || scripts/apt-install.sh "the old-CPU test's emulator" qemu-user
 CPU=${H2OVL_OLD_CPU:-Westmere}
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu $CPU"
 export H2OVL_EXPECT_LLM_CPU=sse42 H2OVL_EXPECT_VISION="f32 scalar, int8 scalar"
