@@ -87,11 +87,17 @@ fn all_q8_0(w: &VisionWeights) -> bool {
 /// | AVX-VNNI (VEX ymm; f32 AVX2, as on Alder Lake) | 2.04× / 1.99× (f32 AVX2 7.88 s → 3.86 s), cos ≥ 0.99970 | same runs |
 /// | AVX2 `maddubs` (no VNNI) | 1.13× / 1.15× — below the bar | same runs; 1.2× on an AMD EPYC (issue 6) |
 /// | AVX-512 VNNI zmm | 2.3× against that machine's AVX2 f32 path | AMD EPYC, AVX-512 VNNI (issue 6) |
-/// | NEON `sdot` / `smull` | unmeasured (proved equal to the twin under qemu only) | — |
+/// | NEON `sdot` (dotprod) | unmeasured: **estimated** from instruction throughput, see below | Cortex-A76 (Pi 5) |
+/// | NEON `smull` (no dotprod) | unmeasured; ~1× f32 expected (like AVX2 `maddubs`) | Cortex-A72 (Pi 4) |
 ///
-/// So AVX2-without-VNNI and ARM stay f32.
+/// So AVX2-without-VNNI and ARM without dotprod stay f32. ARM with dotprod is the one choice made from
+/// an estimate (no ARM hardware here; the kernel is proved equal to its twin under qemu): on a Cortex-A76
+/// `sdot` and `fmla` (128-bit) both issue at 2 per cycle, so `sdot` does 4× the multiply-adds of the f32
+/// FMA — the same 4× ratio as zmm `vpdpbusd` over zmm FMA, which measured 1.7–2.3× on the whole encoder
+/// above. That is well over the 1.3× bar, so auto picks int8 there (docs/raspberry-pi.md; `--vision-math
+/// f32` reverts, `h2ovl bench vision` measures both on the board).
 fn auto_int8_isa(q: QIsa) -> bool {
-    matches!(q, QIsa::AvxVnni | QIsa::Avx512Vnni256 | QIsa::Avx512Vnni)
+    matches!(q, QIsa::AvxVnni | QIsa::Avx512Vnni256 | QIsa::Avx512Vnni | QIsa::NeonDot)
 }
 
 impl Math {
