@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+# `cargo test` does not build the binary itself (no-op when `make build` ran).
+cargo build --release --locked --bin h2ovl
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 scripts/dist.sh "$work/a" >/dev/null
