@@ -1,5 +1,6 @@
 //! `h2ovl serve -m LLM.gguf --mmproj VISION.gguf [--host 127.0.0.1] [--port 8080] [--api-key KEY]
-//! [--allowed-image-dir DIR]`: the OpenAI-compatible server of `h2ovl_runtime::serve`.
+//! [--allowed-image-dir DIR] [--no-webui]`: the OpenAI-compatible server of `h2ovl_runtime::serve`,
+//! with its chat page at `/`.
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -32,6 +33,10 @@ pub struct ServeArgs {
     /// Model name reported by /v1/models (default: the LLM file's stem).
     #[arg(long = "model-id")]
     pub model_id: Option<String>,
+    /// Do not serve the built-in chat page at `/` (the API alone). The page needs no key to load;
+    /// with --api-key it asks for the key and sends it on every call.
+    #[arg(long = "no-webui")]
+    pub no_webui: bool,
 }
 
 pub fn run(a: ServeArgs) -> Result<()> {
@@ -55,6 +60,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
         allowed_image_dir: a.allowed_image_dir,
         queue: a.queue,
         body_limit: a.body_limit_mb << 20,
+        webui: !a.no_webui,
+        version: concat!("h2ovl ", env!("CARGO_PKG_VERSION"), " (", env!("H2OVL_GIT_COMMIT"), ", ", env!("H2OVL_TARGET"), ")").into(),
     };
     run_blocking(SocketAddr::new(a.host, a.port), pipe, opts)
 }

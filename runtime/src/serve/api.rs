@@ -64,6 +64,8 @@ pub struct ChatRequest {
     pub stream_options: Option<StreamOptions>,
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
+    /// Not in OpenAI's schema; llama-server and vLLM accept it (0 = off).
+    pub top_k: Option<u64>,
     pub max_tokens: Option<u64>,
     pub max_completion_tokens: Option<u64>,
     pub seed: Option<i64>,
@@ -141,6 +143,9 @@ impl ChatRequest {
             }
             cfg.top_p = p;
         }
+        if let Some(k) = self.top_k {
+            cfg.top_k = usize::try_from(k).map_err(|_| ApiError::bad_request("top_k is too large").with_param("top_k"))?;
+        }
         let max = self.max_completion_tokens.or(self.max_tokens);
         if let Some(m) = max {
             if m == 0 || m > MAX_TOKENS_LIMIT {
@@ -157,7 +162,6 @@ impl ChatRequest {
         if stop.len() > 4 || stop.iter().any(|s| s.is_empty()) {
             return Err(ApiError::bad_request("stop: up to 4 non-empty strings").with_param("stop"));
         }
-        cfg.constraint = response_format(self.response_format.as_ref(), ordered)?;
 
         // Messages → history turns + the open question.
         let mut turns: Vec<(String, Vec<ImageInput>, Option<String>)> = Vec::new();
@@ -187,6 +191,7 @@ impl ChatRequest {
         let Some((question, images, None)) = turns.pop() else {
             return Err(ApiError::bad_request("the last message must be a user message").with_param("messages"));
         };
+        cfg.constraint = response_format(self.response_format.as_ref(), ordered, &question)?;
         let mut history = History::new();
         for (q, imgs, a) in turns {
             let first = history.n_images() + 1;
@@ -222,8 +227,10 @@ fn content(c: Option<Content>, i: usize, allowed_dir: Option<&Path>) -> Result<(
     }
 }
 
-/// `response_format` → grammar: `text` (none), `json_object`, `json_schema` (`.json_schema.schema`).
-fn response_format(rf: Option<&Value>, ordered: &OValue) -> Result<Option<Constraint>, ApiError> {
+/// `response_format` → grammar: `text` (none), `json_object`, `json_schema` (`.json_schema.schema`),
+/// and `json_template` (not OpenAI's: the JSON template written in the last user message, as the
+/// CLI's `--json-template`; the model card's prompt guide asks for JSON that way).
+fn response_format(rf: Option<&Value>, ordered: &OValue, question: &str) -> Result<Option<Constraint>, ApiError> {
     let Some(rf) = rf else { return Ok(None) };
     let limits = Limits::default();
     match rf.get("type").and_then(Value::as_str) {
@@ -239,6 +246,9 @@ fn response_format(rf: Option<&Value>, ordered: &OValue) -> Result<Option<Constr
                 .map(Some)
                 .map_err(|e| ApiError::bad_request(format!("response_format: {e:#}")).with_param("response_format"))
         }
+        Some("json_template") => Constraint::from_prompt_template(question, &limits)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("response_format json_template: {e:#}")).with_param("response_format")),
         Some(other) => Err(ApiError::bad_request(format!("unsupported response_format type {other:?}")).with_param("response_format")),
     }
 }

@@ -14,6 +14,9 @@ use crate::preprocess::decode::decode_image;
 /// Largest image the server decodes (pixels); above this a request is refused before decoding.
 pub const MAX_PIXELS: u64 = 64 << 20;
 
+/// Whether PDFs (`file` parts, `data:application/pdf` URLs) are accepted: `/props` tells the page.
+pub const ACCEPTS_PDF: bool = false;
+
 /// Resolve and decode one image URL. `Err` is a message for a 400 response.
 pub fn load(url: &str, allowed_dir: Option<&Path>) -> Result<ImageInput, String> {
     let bytes = if let Some(rest) = url.strip_prefix("data:") {
