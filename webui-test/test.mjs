@@ -82,16 +82,18 @@ async function ask(page, text) {
 }
 
 const userData = mkdtempSync(join(tmpdir(), 'h2ovl-webui-chromium-'));
-const browser = await chromium.launch({
+// A fresh profile folder (Playwright passes it as --user-data-dir); the --api-key server is another
+// origin (port), so its page starts with empty localStorage too.
+const browser = await chromium.launchPersistentContext(userData, {
   executablePath: '/usr/bin/chromium',
   headless: true,
+  viewport: { width: 1280, height: 820 },
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync', `--user-data-dir=${userData}`],
+         '--disable-component-update', '--disable-sync'],
 });
 const pageErrors = [];
 try {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 820 } });
-  const page = await ctx.newPage();
+  const page = browser.pages()[0] || await browser.newPage();
   page.on('pageerror', (e) => pageErrors.push(e.message));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push('console: ' + m.text()); });
   page.setDefaultTimeout(TIMEOUT);
@@ -230,8 +232,7 @@ try {
   });
 
   await step('with --api-key: the page asks for the key, keeps it, answers', async () => {
-    const kctx = await browser.newContext({ viewport: { width: 1100, height: 700 } });
-    const kp = await kctx.newPage();
+    const kp = await browser.newPage();
     kp.setDefaultTimeout(TIMEOUT);
     kp.on('pageerror', (e) => pageErrors.push('key page: ' + e.message));
     await kp.goto(BASE_KEY + '/');
@@ -252,7 +253,7 @@ try {
     await kp.reload();
     await kp.waitForFunction(() => document.getElementById('build-info').textContent.includes('llm: ggml-cpu'));
     check(!(await kp.locator('#key-dialog[open]').count()), 'asked again after reload');
-    await kctx.close();
+    await kp.close();
   });
 
   await step('no page errors', async () => check(pageErrors.length === 0, pageErrors.join('\n')));

@@ -148,11 +148,13 @@
   $('reset-settings').addEventListener('click', () => { localStorage.removeItem(SETTINGS); fillSettings(); });
   $('forget-key').hidden = !localStorage.getItem(KEY);
   $('forget-key').addEventListener('click', () => { localStorage.removeItem(KEY); $('forget-key').hidden = true; });
-  $('toggle-settings').addEventListener('click', () => {
-    const s = $('settings');
-    s.hidden = !s.hidden;
-    $('toggle-settings').setAttribute('aria-expanded', String(!s.hidden));
-  });
+  function showSettings(open) {
+    $('settings').hidden = !open;
+    $('toggle-settings').setAttribute('aria-expanded', String(open));
+    localStorage.setItem('h2ovl.settingsOpen', open ? '1' : '');
+  }
+  $('toggle-settings').addEventListener('click', () => showSettings($('settings').hidden));
+  showSettings(!!localStorage.getItem('h2ovl.settingsOpen'));
 
   // Request fields from the panel; throws a message for the user on a bad value.
   function generationFields() {
@@ -304,7 +306,8 @@
     const ms = (x) => (x >= 1000 ? (x / 1000).toFixed(2) + ' s' : Math.round(x) + ' ms');
     const parts = [];
     if (t.images_encoded) parts.push('image encode ' + ms(t.image_encode_ms) + ' (' + t.images_encoded + (t.images_encoded > 1 ? ' images)' : ' image)'));
-    if (t.image_tiles && t.image_tiles.length) parts.push('tiles ' + t.image_tiles.join(' + '));
+    // Tiles of every image of the conversation; images seen before come from the server's cache.
+    if (t.image_tiles && t.image_tiles.length) parts.push((t.images_encoded ? '' : 'images cached, ') + 'tiles ' + t.image_tiles.join(' + '));
     parts.push('prefill ' + t.prompt_n + ' tok in ' + ms(t.prompt_ms) + (t.cache_n ? ' (' + t.cache_n + ' reused from the KV cache)' : ''));
     parts.push('decode ' + t.predicted_n + ' tok, ' + t.predicted_per_second.toFixed(1) + ' tok/s');
     if (m.finish === 'length') parts.push('cut at max tokens');
