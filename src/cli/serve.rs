@@ -55,6 +55,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         allowed_image_dir: a.allowed_image_dir,
         queue: a.queue,
         body_limit: a.body_limit_mb << 20,
+        ..Default::default()
     };
     run_blocking(SocketAddr::new(a.host, a.port), pipe, opts)
 }

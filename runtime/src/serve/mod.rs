@@ -3,7 +3,8 @@
 //! - `GET /health`, `GET /v1/models`, `POST /v1/chat/completions` (OpenAI message format,
 //!   `stream: true` → SSE chunks ending with `data: [DONE]`).
 //! - [`api`]: request → chat job (messages, sampling parameters, `response_format`), OpenAI errors.
-//! - [`images`]: `data:` / `file://` image URLs and their safety rules.
+//! - [`images`]: `data:` / `file://` image URLs and their safety rules; PDFs (`file` parts or
+//!   `data:application/pdf` URLs) become one image per page.
 //! - [`batch`]: the offline counterpart, `h2ovl batch` over a folder of images → JSONL.
 //! - [`worker`]: the model thread and its bounded queue (full → 503), stop strings, cancellation.
 //!
@@ -35,6 +36,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt as _;
 
 use crate::llm::Pipeline;
+use crate::pdf::{PdfLimits, PdfOptions, TilingHint};
 use api::{ApiError, ChatRequest};
 use worker::{Event, Queued, Rejected, Worker};
 
@@ -51,17 +53,29 @@ pub struct ServeOptions {
     pub queue: usize,
     /// Largest request body in bytes.
     pub body_limit: usize,
+    /// Page, pixel and time limits for PDFs in requests (all pages are used, up to the limit).
+    pub pdf: PdfLimits,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { model_id: "h2ovl".into(), api_key: None, allowed_image_dir: None, queue: 16, body_limit: 20 << 20 }
+        ServeOptions {
+            model_id: "h2ovl".into(),
+            api_key: None,
+            allowed_image_dir: None,
+            queue: 16,
+            body_limit: 20 << 20,
+            pdf: PdfLimits::default(),
+        }
     }
 }
 
 struct AppState {
     opts: ServeOptions,
     worker: Worker,
+    /// PDF render options: the limits plus the model's tiling (read before the pipeline moves
+    /// to the model thread).
+    pdf: PdfOptions,
 }
 
 type Shared = Arc<AppState>;
@@ -79,9 +93,14 @@ fn err(status: u16, kind: &'static str, code: Option<&'static str>, message: imp
 
 /// The router over a model thread running `pipeline`.
 pub fn router(pipeline: Pipeline, opts: ServeOptions) -> Router {
+    let pdf = PdfOptions {
+        tiling: TilingHint { max_tiles: pipeline.options().max_tiles.min(u32::MAX as usize) as u32, msac: pipeline.uses_msac() },
+        limits: opts.pdf.clone(),
+        ..Default::default()
+    };
     let worker = Worker::start(pipeline, opts.queue);
     let limit = opts.body_limit;
-    let state = Arc::new(AppState { opts, worker });
+    let state = Arc::new(AppState { opts, worker, pdf });
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/v1/models", get(models))
@@ -144,7 +163,8 @@ async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Result<Bytes, B
     let model = req.model.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| s.opts.model_id.clone());
     // Image decoding is CPU work: off the async threads.
     let dir = s.opts.allowed_image_dir.clone();
-    let job = tokio::task::spawn_blocking(move || req.into_job(&ordered, dir.as_deref()))
+    let pdf = s.pdf.clone();
+    let job = tokio::task::spawn_blocking(move || req.into_job_with(&ordered, dir.as_deref(), &pdf))
         .await
         .map_err(|e| err(500, "server_error", None, format!("request task failed: {e}")))??;
 
