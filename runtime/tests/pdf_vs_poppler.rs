@@ -9,8 +9,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use h2ovl_runtime::pdf::dpi::auto_dpi;
-use h2ovl_runtime::pdf::{render_pages, Dpi, PageSet, PdfOptions, TilingHint};
+use h2ovl_runtime::pdf::{render_pages, Dpi, PageSet, PdfOptions};
 use h2ovl_runtime::preprocess::{tile_image, PreprocessConfig};
 use image::RgbImage;
 
@@ -66,9 +65,7 @@ fn compare_with_pdftoppm() {
         for page in 1..=n {
             // The automatic DPI of the plain grid, and a fixed 150.
             let auto = render_pages(&bytes, &PdfOptions { pages: Some(PageSet::from_pages([page])), ..Default::default() }).unwrap();
-            let (w0, h0) = (auto[0].image.width() as f64, auto[0].image.height() as f64);
             let auto_dpi_v = auto[0].dpi;
-            let _ = auto_dpi(w0, h0, &TilingHint::default());
             for dpi in [auto_dpi_v, 150.0] {
                 let opts = PdfOptions { pages: Some(PageSet::from_pages([page])), dpi: Dpi::Fixed(dpi), ..Default::default() };
                 let ours = render_pages(&bytes, &opts).unwrap().remove(0).image;
