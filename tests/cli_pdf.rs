@@ -45,7 +45,7 @@ fn models() -> &'static (String, String) {
 }
 
 fn run_json(extra: &[&str]) -> Result<Value, String> {
-    let (llm, mmproj) = models();
+    let (llm, mmproj) = (models().0.as_str(), models().1.as_str());
     let mut args = vec!["run", "-m", llm, "--mmproj", mmproj, "-p", "Describe.", "-n", "3", "--kv-f32", "--flash-attn", "off", "-t", "2", "--max-tiles", "1", "--output", "json"];
     args.extend_from_slice(extra);
     let o = h2ovl(&args);
@@ -101,7 +101,7 @@ fn run_takes_a_pdf_as_its_pages() {
 
 #[test]
 fn batch_writes_a_line_per_page_and_resumes_per_page() {
-    let (llm, mmproj) = models();
+    let (llm, mmproj) = (models().0.as_str(), models().1.as_str());
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir(&input).unwrap();

@@ -4,8 +4,8 @@
 //! All of it runs on a worker thread so that a document which takes too long (a page with a
 //! million path segments, a decompression loop) cannot hang the caller: [`super::render_pages`]
 //! waits at most the time limit, raises the cancel flag (checked between pages) and answers
-//! with an error. hayro forbids `unsafe`, but it can still panic on malformed input it did not
-//! foresee; `catch_unwind` turns that into an error too.
+//! with an error. hayro is memory-safe Rust, but it can still panic on malformed input it did
+//! not foresee; `catch_unwind` turns that into an error too.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
