@@ -32,6 +32,15 @@ pub struct ServeArgs {
     /// Model name reported by /v1/models (default: the LLM file's stem).
     #[arg(long = "model-id")]
     pub model_id: Option<String>,
+    /// Most pages used from one PDF in a request (all pages are used; more → HTTP 400).
+    #[arg(long = "max-pages", default_value_t = h2ovl_runtime::pdf::DEFAULT_MAX_PAGES)]
+    pub max_pages: usize,
+    /// Most pixels per rendered PDF page (checked before rendering; larger → HTTP 400).
+    #[arg(long = "max-page-pixels", default_value_t = h2ovl_runtime::pdf::DEFAULT_MAX_PAGE_PIXELS)]
+    pub max_page_pixels: u64,
+    /// Time limit (seconds) for rendering one PDF of a request.
+    #[arg(long = "pdf-timeout", default_value_t = h2ovl_runtime::pdf::DEFAULT_TIMEOUT_S)]
+    pub pdf_timeout: u64,
 }
 
 pub fn run(a: ServeArgs) -> Result<()> {
@@ -39,6 +48,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
         if !d.is_dir() {
             bail!("--allowed-image-dir {} is not a folder", d.display());
         }
+    }
+    if a.max_pages == 0 || a.max_page_pixels == 0 || a.pdf_timeout == 0 {
+        bail!("--max-pages, --max-page-pixels and --pdf-timeout must be at least 1");
     }
     if a.body_limit_mb == 0 {
         bail!("--body-limit-mb must be at least 1");
@@ -55,7 +67,11 @@ pub fn run(a: ServeArgs) -> Result<()> {
         allowed_image_dir: a.allowed_image_dir,
         queue: a.queue,
         body_limit: a.body_limit_mb << 20,
-        ..Default::default()
+        pdf: h2ovl_runtime::pdf::PdfLimits {
+            max_pages: a.max_pages,
+            max_page_pixels: a.max_page_pixels,
+            timeout: std::time::Duration::from_secs(a.pdf_timeout),
+        },
     };
     run_blocking(SocketAddr::new(a.host, a.port), pipe, opts)
 }
