@@ -37,6 +37,15 @@ pub struct ServeArgs {
     /// with --api-key it asks for the key and sends it on every call.
     #[arg(long = "no-webui")]
     pub no_webui: bool,
+    /// Most pages used from one PDF in a request (all pages are used; more → HTTP 400).
+    #[arg(long = "max-pages", default_value_t = h2ovl_runtime::pdf::DEFAULT_MAX_PAGES)]
+    pub max_pages: usize,
+    /// Most pixels per rendered PDF page (checked before rendering; larger → HTTP 400).
+    #[arg(long = "max-page-pixels", default_value_t = h2ovl_runtime::pdf::DEFAULT_MAX_PAGE_PIXELS)]
+    pub max_page_pixels: u64,
+    /// Time limit (seconds) for rendering one PDF of a request.
+    #[arg(long = "pdf-timeout", default_value_t = h2ovl_runtime::pdf::DEFAULT_TIMEOUT_S)]
+    pub pdf_timeout: u64,
 }
 
 pub fn run(a: ServeArgs) -> Result<()> {
@@ -44,6 +53,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
         if !d.is_dir() {
             bail!("--allowed-image-dir {} is not a folder", d.display());
         }
+    }
+    if a.max_pages == 0 || a.max_page_pixels == 0 || a.pdf_timeout == 0 {
+        bail!("--max-pages, --max-page-pixels and --pdf-timeout must be at least 1");
     }
     if a.body_limit_mb == 0 {
         bail!("--body-limit-mb must be at least 1");
@@ -62,6 +74,11 @@ pub fn run(a: ServeArgs) -> Result<()> {
         body_limit: a.body_limit_mb << 20,
         webui: !a.no_webui,
         version: concat!("h2ovl ", env!("CARGO_PKG_VERSION"), " (", env!("H2OVL_GIT_COMMIT"), ", ", env!("H2OVL_TARGET"), ")").into(),
+        pdf: h2ovl_runtime::pdf::PdfLimits {
+            max_pages: a.max_pages,
+            max_page_pixels: a.max_page_pixels,
+            timeout: std::time::Duration::from_secs(a.pdf_timeout),
+        },
     };
     run_blocking(SocketAddr::new(a.host, a.port), pipe, opts)
 }

@@ -2,7 +2,9 @@
 //!
 //! Messages map onto the reference chat: `user`/`assistant` pairs become [`History`] turns,
 //! the last `user` message is the question. Text parts are joined with newlines; `image_url`
-//! parts become images in order (with `<image>` placeholders added as the pipeline does).
+//! parts become images in order (with `<image>` placeholders added as the pipeline does);
+//! a PDF (an `image_url` with a `data:application/pdf` URL, or a `file` part with `file_data`)
+//! becomes one image per page.
 //! `system`/`developer` messages are accepted and ignored: the h2ogpt2 template has no system turn.
 use std::path::Path;
 
@@ -12,6 +14,7 @@ use serde_json::Value;
 use crate::json::{Constraint, Limits, OValue};
 use crate::llm::prompt::question_with_placeholders;
 use crate::llm::{GenerationConfig, History, ImageInput, Turn};
+use crate::pdf::PdfOptions;
 
 /// An error that becomes an HTTP status + OpenAI error body.
 #[derive(Debug)]
@@ -93,6 +96,18 @@ pub enum Content {
 pub enum Part {
     Text { text: String },
     ImageUrl { image_url: ImageUrl },
+    /// OpenAI's file input (PDFs): `{"type": "file", "file": {"file_data": "data:application/pdf;base64,…"}}`.
+    File { file: FilePart },
+}
+
+#[derive(Deserialize)]
+pub struct FilePart {
+    #[serde(default)]
+    pub file_data: Option<String>,
+    #[serde(default)]
+    pub file_id: Option<String>,
+    #[serde(default)]
+    pub filename: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -125,8 +140,26 @@ impl ChatRequest {
         Ok((req, ordered))
     }
 
-    /// Build the job; images are decoded here (this is blocking work).
+    /// Build the job; images are decoded here (this is blocking work). PDFs with default options.
     pub fn into_job(self, ordered: &OValue, allowed_dir: Option<&Path>) -> Result<ChatJob, ApiError> {
+        self.into_job_with(ordered, allowed_dir, &PdfOptions::default())
+    }
+
+    /// [`Self::into_job`] with the server's PDF options (limits, the model's tiling). MSAC (and
+    /// its higher render DPI) is kept only when the whole conversation has one image part.
+    pub fn into_job_with(self, ordered: &OValue, allowed_dir: Option<&Path>, pdf: &PdfOptions) -> Result<ChatJob, ApiError> {
+        let n_parts: usize = self
+            .messages
+            .iter()
+            .map(|m| match &m.content {
+                Some(Content::Parts(p)) => p.iter().filter(|p| !matches!(p, Part::Text { .. })).count(),
+                _ => 0,
+            })
+            .sum();
+        let mut pdf = pdf.clone();
+        pdf.pages = None; // not in OpenAI's schema: all pages, up to the page limit
+        pdf.tiling.msac &= n_parts == 1;
+        let pdf = &pdf;
         if self.n.is_some_and(|n| n != 1) {
             return Err(ApiError::bad_request("only n = 1 is supported").with_param("n"));
         }
@@ -172,14 +205,14 @@ impl ChatRequest {
                     if turns.last().is_some_and(|t| t.2.is_none()) {
                         return Err(ApiError::bad_request(format!("messages[{i}]: two user messages in a row (user and assistant must alternate)")).with_param("messages"));
                     }
-                    let (text, images) = content(m.content, i, allowed_dir)?;
+                    let (text, images) = content(m.content, i, allowed_dir, pdf)?;
                     turns.push((text, images, None));
                 }
                 "assistant" => {
                     let Some(last) = turns.last_mut().filter(|t| t.2.is_none()) else {
                         return Err(ApiError::bad_request(format!("messages[{i}]: an assistant message must follow a user message")).with_param("messages"));
                     };
-                    let (text, images) = content(m.content, i, allowed_dir)?;
+                    let (text, images) = content(m.content, i, allowed_dir, pdf)?;
                     if !images.is_empty() {
                         return Err(ApiError::bad_request(format!("messages[{i}]: assistant messages cannot carry images")).with_param("messages"));
                     }
@@ -202,7 +235,7 @@ impl ChatRequest {
     }
 }
 
-fn content(c: Option<Content>, i: usize, allowed_dir: Option<&Path>) -> Result<(String, Vec<ImageInput>), ApiError> {
+fn content(c: Option<Content>, i: usize, allowed_dir: Option<&Path>, pdf: &PdfOptions) -> Result<(String, Vec<ImageInput>), ApiError> {
     match c {
         None => Ok((String::new(), Vec::new())),
         Some(Content::Text(t)) => Ok((t, Vec::new())),
@@ -216,9 +249,16 @@ fn content(c: Option<Content>, i: usize, allowed_dir: Option<&Path>) -> Result<(
                         let url = match image_url {
                             ImageUrl::Object { url } | ImageUrl::Plain(url) => url,
                         };
-                        let img = super::images::load(&url, allowed_dir)
+                        let imgs = super::images::load_images(&url, allowed_dir, pdf)
                             .map_err(|e| ApiError::bad_request(format!("messages[{i}].content[{k}]: {e}")).with_param("messages"))?;
-                        images.push(img);
+                        images.extend(imgs);
+                    }
+                    Part::File { file } => {
+                        let imgs = super::images::load_file_part(file.file_data.as_deref(), file.file_id.as_deref(), pdf).map_err(|e| {
+                            let name = file.filename.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+                            ApiError::bad_request(format!("messages[{i}].content[{k}]{name}: {e}")).with_param("messages")
+                        })?;
+                        images.extend(imgs);
                     }
                 }
             }

@@ -6,7 +6,8 @@
 //! - [`props`]: `GET /props`, what the model and this build are (feeds the web page).
 //! - [`webui`]: the built-in chat page at `/` (off with `--no-webui`).
 //! - [`api`]: request → chat job (messages, sampling parameters, `response_format`), OpenAI errors.
-//! - [`images`]: `data:` / `file://` image URLs and their safety rules.
+//! - [`images`]: `data:` / `file://` image URLs and their safety rules; PDFs (`file` parts or
+//!   `data:application/pdf` URLs) become one image per page.
 //! - [`batch`]: the offline counterpart, `h2ovl batch` over a folder of images → JSONL.
 //! - [`worker`]: the model thread and its bounded queue (full → 503), stop strings, cancellation.
 //!
@@ -40,6 +41,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt as _;
 
 use crate::llm::Pipeline;
+use crate::pdf::{PdfLimits, PdfOptions, TilingHint};
 use api::{ApiError, ChatRequest};
 use worker::{Event, Queued, Rejected, Worker};
 
@@ -60,6 +62,8 @@ pub struct ServeOptions {
     pub webui: bool,
     /// Build line for `/props` (the binary's `--version`; the library's version by default).
     pub version: String,
+    /// Page, pixel and time limits for PDFs in requests (all pages are used, up to the limit).
+    pub pdf: PdfLimits,
 }
 
 impl Default for ServeOptions {
@@ -72,6 +76,7 @@ impl Default for ServeOptions {
             body_limit: 20 << 20,
             webui: true,
             version: env!("CARGO_PKG_VERSION").into(),
+            pdf: PdfLimits::default(),
         }
     }
 }
@@ -81,6 +86,9 @@ struct AppState {
     worker: Worker,
     /// The `/props` body, computed once before the pipeline moves to the model thread.
     props: Value,
+    /// PDF render options: the limits plus the model's tiling (read before the pipeline moves
+    /// to the model thread).
+    pdf: PdfOptions,
 }
 
 type Shared = Arc<AppState>;
@@ -99,10 +107,15 @@ fn err(status: u16, kind: &'static str, code: Option<&'static str>, message: imp
 /// The router over a model thread running `pipeline`.
 pub fn router(pipeline: Pipeline, opts: ServeOptions) -> Router {
     let props = props::props(&pipeline, &opts);
+    let pdf = PdfOptions {
+        tiling: TilingHint { max_tiles: pipeline.options().max_tiles.min(u32::MAX as usize) as u32, msac: pipeline.uses_msac() },
+        limits: opts.pdf.clone(),
+        ..Default::default()
+    };
     let worker = Worker::start(pipeline, opts.queue);
     let limit = opts.body_limit;
     let with_page = opts.webui;
-    let state = Arc::new(AppState { opts, worker, props });
+    let state = Arc::new(AppState { opts, worker, pdf, props });
     let mut r = Router::new();
     if with_page {
         r = webui::routes(r);
@@ -179,7 +192,8 @@ async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Result<Bytes, B
     let model = req.model.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| s.opts.model_id.clone());
     // Image decoding is CPU work: off the async threads.
     let dir = s.opts.allowed_image_dir.clone();
-    let job = tokio::task::spawn_blocking(move || req.into_job(&ordered, dir.as_deref()))
+    let pdf = s.pdf.clone();
+    let job = tokio::task::spawn_blocking(move || req.into_job_with(&ordered, dir.as_deref(), &pdf))
         .await
         .map_err(|e| err(500, "server_error", None, format!("request task failed: {e}")))??;
 

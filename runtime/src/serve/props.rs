@@ -22,7 +22,8 @@ pub fn props(pipe: &Pipeline, opts: &ServeOptions) -> Value {
         "model_name": model.meta_str("general.name"),
         "n_ctx": po.n_ctx.unwrap_or(train),
         "n_ctx_train": train,
-        "modalities": {"vision": pipe.has_vision(), "pdf": pipe.has_vision() && super::images::ACCEPTS_PDF},
+        // PDF pages become images, so PDFs are accepted wherever images are.
+        "modalities": {"vision": pipe.has_vision(), "pdf": pipe.has_vision()},
         "default_generation_settings": {
             "temperature": d.temperature,
             "top_p": d.top_p,
@@ -38,6 +39,8 @@ pub fn props(pipe: &Pipeline, opts: &ServeOptions) -> Value {
             "body_limit_bytes": opts.body_limit,
             "max_image_pixels": super::images::MAX_PIXELS,
             "queue": opts.queue,
+            "pdf_max_pages": opts.pdf.max_pages,
+            "pdf_max_page_pixels": opts.pdf.max_page_pixels,
         },
         "build_info": {
             "version": opts.version,
