@@ -95,7 +95,8 @@ const pageErrors = [];
 try {
   const page = browser.pages()[0] || await browser.newPage();
   page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push('console: ' + m.text()); });
+  // Chromium logs every non-2xx fetch; the broken-PDF step expects one 400.
+  page.on('console', (m) => { if (m.type() === 'error' && !/status of 400/.test(m.text())) pageErrors.push('console: ' + m.text()); });
   page.setDefaultTimeout(TIMEOUT);
   const props = await (await fetch(BASE + '/props')).json();
 
@@ -229,6 +230,18 @@ try {
     check((await a.getAttribute('data-status')) === 'done', await a.textContent());
     check((await a.locator('.body').textContent()).trim().startsWith('{'), 'a JSON answer');
     await page.selectOption('#s-json', 'off');
+  });
+
+  await step('a broken PDF: the server 400 message is shown, the next turn still works', async () => {
+    await page.click('#new-chat');
+    await dropFiles(page, [{ name: 'broken.pdf', type: 'application/pdf', buffer: twoPagePdf().subarray(0, 200) }]);
+    await ask(page, 'Read this.');
+    const a = await waitAnswer(page, 1);
+    const status = await a.locator('.status').textContent();
+    check((await a.getAttribute('data-status')) === 'error' && /pdf/i.test(status), `error shown: ${status}`);
+    await page.fill('#s-max_tokens', '4');
+    await ask(page, 'Then just say hi.');
+    check((await (await waitAnswer(page, 2)).getAttribute('data-status')) === 'done', 'turn after a refused one');
   });
 
   await step('with --api-key: the page asks for the key, keeps it, answers', async () => {

@@ -376,10 +376,15 @@
   }
 
   // ---- sending -------------------------------------------------------------------------------
+  // The conversation as OpenAI messages. A turn the server refused (status error) is left out:
+  // for the model it never happened, and sending its input again would fail again.
   function apiMessages(c) {
     const out = [];
-    for (const m of c.messages) {
+    const ms = c.messages;
+    for (let i = 0; i < ms.length; i++) {
+      const m = ms[i];
       if (m.status === 'streaming') break;
+      if (m.role === 'user' && ms[i + 1] && ms[i + 1].status === 'error') { i++; continue; }
       if (m.role === 'assistant') { out.push({ role: 'assistant', content: m.text }); continue; }
       const files = (m.files || []).filter((f) => f.dataUrl);
       if (!files.length) { out.push({ role: 'user', content: m.text }); continue; }
