@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 cargo build --release --locked --bin h2ovl   # a no-op after `make build`
-bin=$root/target/release/h2ovl
+bin=${CARGO_TARGET_DIR:-$root/target}/release/h2ovl
 
 [ -x /usr/bin/chromium ] || scripts/apt-install.sh "the web page test's browser (Debian chromium)" chromium
 [ -x /usr/bin/chromium ] || { echo "error: /usr/bin/chromium missing after install: sudo apt-get install -y chromium" >&2; exit 1; }
