@@ -7,7 +7,7 @@ DEMO := demo
 DEMO_MODEL := $(DEMO)/h2ovl-demo-small
 DEMO_IMAGE := quant-tests/fixtures/golden/images/gradient_640x480.png
 
-.PHONY: all prereqs build demo test clean-demo test-aarch64 test-aarch64-ci build-aarch64-pi5 dist install test-dist test-old-cpu
+.PHONY: all prereqs build demo test clean-demo test-aarch64 test-aarch64-ci build-aarch64-pi5 dist install test-dist test-old-cpu test-webui
 PREFIX ?= /usr/local
 all: build
 
@@ -26,11 +26,13 @@ demo: build $(DEMO_MODEL)/config.json
 		--image $(DEMO_IMAGE) -p "Describe this image in detail." -n 24 --temp 0
 	@echo "(random weights: the text above is noise; the pipeline is real — see README for real checkpoints)"
 
-# The whole suite: unit + golden tests, the relocatable dist (moved, then run), and the golden tests on
+# The whole suite: unit + golden tests, the relocatable dist (moved, then run), the chat page in headless
+# Chromium (installs chromium; playwright-core from webui-test/package-lock.json), and the golden tests on
 # an emulated pre-AVX CPU (qemu-x86_64 -cpu Westmere; installs qemu-user like the other prerequisites).
 test: prereqs
 	$(CARGO) test --release --locked --workspace
 	@scripts/test-dist.sh
+	@scripts/test-webui.sh
 	@scripts/test-old-cpu.sh
 
 # A relocatable folder + tarball in dist/: h2ovl, its llama.cpp libraries and CPU variants.
@@ -46,6 +48,10 @@ test-dist: build
 
 test-old-cpu: build
 	@scripts/test-old-cpu.sh
+
+# The chat page of `h2ovl serve` in headless Chromium; SCREENSHOT=docs/webui.png refreshes the README's.
+test-webui: build
+	@scripts/test-webui.sh
 
 # Cross-build for aarch64 (Raspberry Pi) in target/aarch64 and run the kernel/vision/preprocess/quant
 # and golden tests under qemu-aarch64 (installs the cross toolchain and qemu-user with apt when allowed).

@@ -2,10 +2,12 @@
 //!
 //! [`preprocess`] (image -> 448 tiles) -> [`vision`] (InternViT + pixel shuffle + projector)
 //! -> [`llm`] (prompt, embedding injection and generation through llama.cpp).
+//! [`pdf`] turns PDF pages into images in front of that.
 pub mod bench;
 pub mod json;
 pub mod llm;
 pub mod npy;
+pub mod pdf;
 pub mod preprocess;
 pub mod serve;
 pub mod vision;

@@ -1,6 +1,6 @@
 //! `h2ovl batch -m … --mmproj … --input DIR_OR_GLOB -p PROMPT [--json-template FILE] --out results.jsonl`:
-//! the same question over many images, one JSON line each, with a progress bar; rerunning
-//! resumes (see `h2ovl_runtime::serve::batch`).
+//! the same question over many images and PDF pages, one JSON line each, with a progress bar;
+//! rerunning resumes (see `h2ovl_runtime::serve::batch`).
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
@@ -9,6 +9,7 @@ use h2ovl_runtime::json::{Constraint, Limits, OValue};
 use h2ovl_runtime::serve::batch::{list_inputs, run_batch, BatchJob};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::pdf_args::PdfArgs;
 use super::run::{unescape, ModelArgs, SamplingArgs};
 
 #[derive(clap::Args, Debug)]
@@ -17,9 +18,12 @@ pub struct BatchArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
-    /// A folder of images (not recursive) or a glob pattern (quote it: 'scans/*.jpg').
+    /// A folder of images and PDFs (not recursive) or a glob pattern (quote it: 'scans/*.jpg').
+    /// Every PDF page is asked about on its own (one line each, with "page").
     #[arg(long)]
     pub input: String,
+    #[command(flatten)]
+    pub pdf: PdfArgs,
     /// The question asked about every image.
     #[arg(short = 'p', long = "prompt")]
     pub prompt: String,
@@ -27,7 +31,7 @@ pub struct BatchArgs {
     /// shape and stored under "json". Appended to the prompt unless the prompt has one.
     #[arg(long = "json-template")]
     pub json_template: Option<PathBuf>,
-    /// Results, one JSON line per image; files already in it are skipped.
+    /// Results, one JSON line per image or PDF page; images and pages already in it are skipped.
     #[arg(long)]
     pub out: PathBuf,
     /// No progress bar.
@@ -58,14 +62,15 @@ pub fn run(a: BatchArgs) -> Result<()> {
     if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise} elapsed, ETA {eta}] {msg}") {
         bar.set_style(style);
     }
-    let job = BatchJob { prompt, constraint, cfg, out: &a.out };
+    let pdf = a.pdf.options(a.model.max_tiles, pipe.uses_msac())?;
+    let job = BatchJob { prompt, constraint, cfg, out: &a.out, pdf };
     let sum = run_batch(&mut pipe, &files, &job, &mut |i, _, f| {
         bar.set_position(i as u64);
         bar.set_message(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     })?;
     bar.finish_and_clear();
     eprintln!(
-        "{} image(s) processed ({} with errors), {} already in {} skipped",
+        "{} image(s)/page(s) processed ({} with errors), {} already in {} skipped",
         sum.processed,
         sum.errors,
         sum.skipped,

@@ -1,6 +1,6 @@
 //! `h2ovl chat -m LLM.gguf [--mmproj VISION.gguf]`: a multi-turn REPL over the same `Pipeline`
 //! (the KV cache carries over between turns, images are encoded once).
-//! Commands: `/image PATH` attaches an image to the next question, `/reset` starts over,
+//! Commands: `/image PATH` attaches an image (or a PDF's pages) to the next question, `/reset` starts over,
 //! `/quit` (or end of input) leaves.
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use h2ovl_runtime::llm::{History, ImageInput};
 
-use super::run::{timings_line, unescape, ModelArgs, SamplingArgs};
+use super::pdf_args::PdfArgs;
+use super::run::{load_images, timings_line, unescape, ModelArgs, SamplingArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct ChatArgs {
@@ -16,9 +17,11 @@ pub struct ChatArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
-    /// Image(s) attached to the first question (same as `/image PATH`).
+    /// Image(s) or PDF(s) attached to the first question (same as `/image PATH`).
     #[arg(long = "image")]
     pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub pdf: PdfArgs,
     /// No timings on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -57,7 +60,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
     let mut pipe = a.model.load()?;
     let interactive = std::io::stdin().is_terminal();
     let mut history = History::new();
-    let mut pending: Vec<ImageInput> = a.images.iter().map(|p| ImageInput::Path(p.clone())).collect();
+    let mut pending: Vec<ImageInput> = load_images(&a.images, &a.pdf, &a.model, &pipe, 0)?;
     if interactive {
         eprintln!("h2ovl chat: type a question; /image PATH attaches an image, /reset starts over, /quit leaves.");
     }
@@ -88,8 +91,15 @@ pub fn run(a: ChatArgs) -> Result<()> {
                 } else if !pipe.has_vision() {
                     eprintln!("error: no vision model loaded (start with --mmproj VISION.gguf)");
                 } else {
-                    eprintln!("(attached {} to the next question)", p.display());
-                    pending.push(ImageInput::Path(p));
+                    // A PDF attaches its pages (--pages/--dpi apply); errors leave the turn as it was.
+                    let before = history.n_images() + pending.len();
+                    match load_images(std::slice::from_ref(&p), &a.pdf, &a.model, &pipe, before) {
+                        Ok(imgs) => {
+                            eprintln!("(attached {} ({} image(s)) to the next question)", p.display(), imgs.len());
+                            pending.extend(imgs);
+                        }
+                        Err(e) => eprintln!("error: {e:#}"),
+                    }
                 }
             }
             Ok(Command::Ask(q)) => {

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
+use super::pdf_args::PdfArgs;
 use h2ovl_runtime::llm::{ChatOutput, GenerationConfig, History, ImageInput, KvType, Pipeline, PipelineOptions, Probe};
 
 /// Model files and runtime settings shared by `run` and `chat` (flags as in llama.cpp).
@@ -146,10 +147,12 @@ pub struct RunArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
-    /// Image file (repeat for several; refer to them with `<image>` in the prompt, or let
-    /// `Image-1: <image>\n…` be prepended).
+    /// Image file or PDF (repeat for several; refer to them with `<image>` in the prompt, or let
+    /// `Image-1: <image>\n…` be prepended). Each selected PDF page is one image.
     #[arg(long = "image")]
     pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub pdf: PdfArgs,
     /// The question. `\n`, `\t`, `\\` escapes are expanded, as in llama.cpp.
     #[arg(short = 'p', long = "prompt")]
     pub prompt: String,
@@ -200,6 +203,13 @@ pub fn unescape(s: &str) -> String {
     out
 }
 
+/// `--image` paths → pipeline images, PDFs rendered to their pages. `n_before` = images already
+/// in the conversation (MSAC, hence the render DPI, applies only to a lone image).
+pub fn load_images(paths: &[PathBuf], pdf: &PdfArgs, model: &ModelArgs, pipe: &Pipeline, n_before: usize) -> Result<Vec<ImageInput>> {
+    let opts = pdf.options(model.max_tiles, pipe.uses_msac() && n_before == 0)?;
+    h2ovl_runtime::pdf::expand_image_paths(paths, &opts)
+}
+
 /// One line of timings for stderr.
 pub fn timings_line(o: &ChatOutput) -> String {
     let t = &o.timings;
@@ -223,8 +233,11 @@ pub fn timings_line(o: &ChatOutput) -> String {
 pub fn run(a: RunArgs) -> Result<()> {
     let mut cfg = a.sampling.config()?;
     cfg.probe = Probe { step_logits: a.dump_logits.is_some(), ..Default::default() };
+    if a.pdf.pages.is_some() && !a.images.iter().any(|p| h2ovl_runtime::pdf::is_pdf_file(p).unwrap_or(false)) {
+        anyhow::bail!("--pages selects pages of a PDF, but no --image is a PDF");
+    }
     let mut pipe = a.model.load()?;
-    let images: Vec<ImageInput> = a.images.iter().map(|p| ImageInput::Path(p.clone())).collect();
+    let images = load_images(&a.images, &a.pdf, &a.model, &pipe, 0)?;
     let prompt = unescape(&a.prompt);
     cfg.constraint = h2ovl_runtime::json::from_cli_flags(a.json, a.json_schema.as_deref(), a.json_template, &prompt)?;
     let json = a.output == OutputFormat::Json;

@@ -1,5 +1,6 @@
 //! `h2ovl serve -m LLM.gguf --mmproj VISION.gguf [--host 127.0.0.1] [--port 8080] [--api-key KEY]
-//! [--allowed-image-dir DIR]`: the OpenAI-compatible server of `h2ovl_runtime::serve`.
+//! [--allowed-image-dir DIR] [--no-webui]`: the OpenAI-compatible server of `h2ovl_runtime::serve`,
+//! with its chat page at `/`.
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -32,6 +33,19 @@ pub struct ServeArgs {
     /// Model name reported by /v1/models (default: the LLM file's stem).
     #[arg(long = "model-id")]
     pub model_id: Option<String>,
+    /// Do not serve the built-in chat page at `/` (the API alone). The page needs no key to load;
+    /// with --api-key it asks for the key and sends it on every call.
+    #[arg(long = "no-webui")]
+    pub no_webui: bool,
+    /// Most pages used from one PDF in a request (all pages are used; more → HTTP 400).
+    #[arg(long = "max-pages", default_value_t = h2ovl_runtime::pdf::DEFAULT_MAX_PAGES)]
+    pub max_pages: usize,
+    /// Most pixels per rendered PDF page (checked before rendering; larger → HTTP 400).
+    #[arg(long = "max-page-pixels", default_value_t = h2ovl_runtime::pdf::DEFAULT_MAX_PAGE_PIXELS)]
+    pub max_page_pixels: u64,
+    /// Time limit (seconds) for rendering one PDF of a request.
+    #[arg(long = "pdf-timeout", default_value_t = h2ovl_runtime::pdf::DEFAULT_TIMEOUT_S)]
+    pub pdf_timeout: u64,
 }
 
 pub fn run(a: ServeArgs) -> Result<()> {
@@ -39,6 +53,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
         if !d.is_dir() {
             bail!("--allowed-image-dir {} is not a folder", d.display());
         }
+    }
+    if a.max_pages == 0 || a.max_page_pixels == 0 || a.pdf_timeout == 0 {
+        bail!("--max-pages, --max-page-pixels and --pdf-timeout must be at least 1");
     }
     if a.body_limit_mb == 0 {
         bail!("--body-limit-mb must be at least 1");
@@ -55,6 +72,13 @@ pub fn run(a: ServeArgs) -> Result<()> {
         allowed_image_dir: a.allowed_image_dir,
         queue: a.queue,
         body_limit: a.body_limit_mb << 20,
+        webui: !a.no_webui,
+        version: concat!("h2ovl ", env!("CARGO_PKG_VERSION"), " (", env!("H2OVL_GIT_COMMIT"), ", ", env!("H2OVL_TARGET"), ")").into(),
+        pdf: h2ovl_runtime::pdf::PdfLimits {
+            max_pages: a.max_pages,
+            max_page_pixels: a.max_page_pixels,
+            timeout: std::time::Duration::from_secs(a.pdf_timeout),
+        },
     };
     run_blocking(SocketAddr::new(a.host, a.port), pipe, opts)
 }

@@ -227,6 +227,12 @@ impl Pipeline {
         self.encoder.is_some()
     }
 
+    /// Whether a single image would be tiled with MSAC (a 2B vision model, MSAC not turned off):
+    /// PDF pages are rendered with enough pixels for that grid.
+    pub fn uses_msac(&self) -> bool {
+        self.opts.msac && self.encoder.as_ref().is_some_and(|e| e.uses_msac())
+    }
+
     /// Forget the KV cache (the image-embedding cache stays).
     pub fn reset(&mut self) {
         if let Some(c) = &mut self.ctx {

@@ -42,6 +42,9 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     let reader = || -> Result<ImageReader<Cursor<&[u8]>>> {
         let r = ImageReader::new(Cursor::new(bytes)).with_guessed_format().context("cannot read image header")?;
         if r.format().is_none() {
+            if crate::pdf::is_pdf(bytes) {
+                bail!("this is a PDF, not an image (h2ovl run/chat/batch/serve render PDF pages; in the library see h2ovl_runtime::pdf)");
+            }
             bail!("unrecognised image format (supported: JPEG, PNG, WebP, GIF, BMP, TIFF)");
         }
         Ok(r)

@@ -2,7 +2,9 @@
 //!
 //! Messages map onto the reference chat: `user`/`assistant` pairs become [`History`] turns,
 //! the last `user` message is the question. Text parts are joined with newlines; `image_url`
-//! parts become images in order (with `<image>` placeholders added as the pipeline does).
+//! parts become images in order (with `<image>` placeholders added as the pipeline does);
+//! a PDF (an `image_url` with a `data:application/pdf` URL, or a `file` part with `file_data`)
+//! becomes one image per page.
 //! `system`/`developer` messages are accepted and ignored: the h2ogpt2 template has no system turn.
 use std::path::Path;
 
@@ -12,6 +14,7 @@ use serde_json::Value;
 use crate::json::{Constraint, Limits, OValue};
 use crate::llm::prompt::question_with_placeholders;
 use crate::llm::{GenerationConfig, History, ImageInput, Turn};
+use crate::pdf::PdfOptions;
 
 /// An error that becomes an HTTP status + OpenAI error body.
 #[derive(Debug)]
@@ -64,6 +67,8 @@ pub struct ChatRequest {
     pub stream_options: Option<StreamOptions>,
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
+    /// Not in OpenAI's schema; llama-server and vLLM accept it (0 = off).
+    pub top_k: Option<u64>,
     pub max_tokens: Option<u64>,
     pub max_completion_tokens: Option<u64>,
     pub seed: Option<i64>,
@@ -91,6 +96,18 @@ pub enum Content {
 pub enum Part {
     Text { text: String },
     ImageUrl { image_url: ImageUrl },
+    /// OpenAI's file input (PDFs): `{"type": "file", "file": {"file_data": "data:application/pdf;base64,…"}}`.
+    File { file: FilePart },
+}
+
+#[derive(Deserialize)]
+pub struct FilePart {
+    #[serde(default)]
+    pub file_data: Option<String>,
+    #[serde(default)]
+    pub file_id: Option<String>,
+    #[serde(default)]
+    pub filename: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -123,8 +140,26 @@ impl ChatRequest {
         Ok((req, ordered))
     }
 
-    /// Build the job; images are decoded here (this is blocking work).
+    /// Build the job; images are decoded here (this is blocking work). PDFs with default options.
     pub fn into_job(self, ordered: &OValue, allowed_dir: Option<&Path>) -> Result<ChatJob, ApiError> {
+        self.into_job_with(ordered, allowed_dir, &PdfOptions::default())
+    }
+
+    /// [`Self::into_job`] with the server's PDF options (limits, the model's tiling). MSAC (and
+    /// its higher render DPI) is kept only when the whole conversation has one image part.
+    pub fn into_job_with(self, ordered: &OValue, allowed_dir: Option<&Path>, pdf: &PdfOptions) -> Result<ChatJob, ApiError> {
+        let n_parts: usize = self
+            .messages
+            .iter()
+            .map(|m| match &m.content {
+                Some(Content::Parts(p)) => p.iter().filter(|p| !matches!(p, Part::Text { .. })).count(),
+                _ => 0,
+            })
+            .sum();
+        let mut pdf = pdf.clone();
+        pdf.pages = None; // not in OpenAI's schema: all pages, up to the page limit
+        pdf.tiling.msac &= n_parts == 1;
+        let pdf = &pdf;
         if self.n.is_some_and(|n| n != 1) {
             return Err(ApiError::bad_request("only n = 1 is supported").with_param("n"));
         }
@@ -140,6 +175,9 @@ impl ChatRequest {
                 return Err(ApiError::bad_request("top_p must be in (0, 1]").with_param("top_p"));
             }
             cfg.top_p = p;
+        }
+        if let Some(k) = self.top_k {
+            cfg.top_k = usize::try_from(k).map_err(|_| ApiError::bad_request("top_k is too large").with_param("top_k"))?;
         }
         let max = self.max_completion_tokens.or(self.max_tokens);
         if let Some(m) = max {
@@ -157,7 +195,6 @@ impl ChatRequest {
         if stop.len() > 4 || stop.iter().any(|s| s.is_empty()) {
             return Err(ApiError::bad_request("stop: up to 4 non-empty strings").with_param("stop"));
         }
-        cfg.constraint = response_format(self.response_format.as_ref(), ordered)?;
 
         // Messages → history turns + the open question.
         let mut turns: Vec<(String, Vec<ImageInput>, Option<String>)> = Vec::new();
@@ -168,14 +205,14 @@ impl ChatRequest {
                     if turns.last().is_some_and(|t| t.2.is_none()) {
                         return Err(ApiError::bad_request(format!("messages[{i}]: two user messages in a row (user and assistant must alternate)")).with_param("messages"));
                     }
-                    let (text, images) = content(m.content, i, allowed_dir)?;
+                    let (text, images) = content(m.content, i, allowed_dir, pdf)?;
                     turns.push((text, images, None));
                 }
                 "assistant" => {
                     let Some(last) = turns.last_mut().filter(|t| t.2.is_none()) else {
                         return Err(ApiError::bad_request(format!("messages[{i}]: an assistant message must follow a user message")).with_param("messages"));
                     };
-                    let (text, images) = content(m.content, i, allowed_dir)?;
+                    let (text, images) = content(m.content, i, allowed_dir, pdf)?;
                     if !images.is_empty() {
                         return Err(ApiError::bad_request(format!("messages[{i}]: assistant messages cannot carry images")).with_param("messages"));
                     }
@@ -187,6 +224,7 @@ impl ChatRequest {
         let Some((question, images, None)) = turns.pop() else {
             return Err(ApiError::bad_request("the last message must be a user message").with_param("messages"));
         };
+        cfg.constraint = response_format(self.response_format.as_ref(), ordered, &question)?;
         let mut history = History::new();
         for (q, imgs, a) in turns {
             let first = history.n_images() + 1;
@@ -197,7 +235,7 @@ impl ChatRequest {
     }
 }
 
-fn content(c: Option<Content>, i: usize, allowed_dir: Option<&Path>) -> Result<(String, Vec<ImageInput>), ApiError> {
+fn content(c: Option<Content>, i: usize, allowed_dir: Option<&Path>, pdf: &PdfOptions) -> Result<(String, Vec<ImageInput>), ApiError> {
     match c {
         None => Ok((String::new(), Vec::new())),
         Some(Content::Text(t)) => Ok((t, Vec::new())),
@@ -211,9 +249,16 @@ fn content(c: Option<Content>, i: usize, allowed_dir: Option<&Path>) -> Result<(
                         let url = match image_url {
                             ImageUrl::Object { url } | ImageUrl::Plain(url) => url,
                         };
-                        let img = super::images::load(&url, allowed_dir)
+                        let imgs = super::images::load_images(&url, allowed_dir, pdf)
                             .map_err(|e| ApiError::bad_request(format!("messages[{i}].content[{k}]: {e}")).with_param("messages"))?;
-                        images.push(img);
+                        images.extend(imgs);
+                    }
+                    Part::File { file } => {
+                        let imgs = super::images::load_file_part(file.file_data.as_deref(), file.file_id.as_deref(), pdf).map_err(|e| {
+                            let name = file.filename.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+                            ApiError::bad_request(format!("messages[{i}].content[{k}]{name}: {e}")).with_param("messages")
+                        })?;
+                        images.extend(imgs);
                     }
                 }
             }
@@ -222,8 +267,10 @@ fn content(c: Option<Content>, i: usize, allowed_dir: Option<&Path>) -> Result<(
     }
 }
 
-/// `response_format` → grammar: `text` (none), `json_object`, `json_schema` (`.json_schema.schema`).
-fn response_format(rf: Option<&Value>, ordered: &OValue) -> Result<Option<Constraint>, ApiError> {
+/// `response_format` → grammar: `text` (none), `json_object`, `json_schema` (`.json_schema.schema`),
+/// and `json_template` (not OpenAI's: the JSON template written in the last user message, as the
+/// CLI's `--json-template`; the model card's prompt guide asks for JSON that way).
+fn response_format(rf: Option<&Value>, ordered: &OValue, question: &str) -> Result<Option<Constraint>, ApiError> {
     let Some(rf) = rf else { return Ok(None) };
     let limits = Limits::default();
     match rf.get("type").and_then(Value::as_str) {
@@ -239,6 +286,9 @@ fn response_format(rf: Option<&Value>, ordered: &OValue) -> Result<Option<Constr
                 .map(Some)
                 .map_err(|e| ApiError::bad_request(format!("response_format: {e:#}")).with_param("response_format"))
         }
+        Some("json_template") => Constraint::from_prompt_template(question, &limits)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("response_format json_template: {e:#}")).with_param("response_format")),
         Some(other) => Err(ApiError::bad_request(format!("unsupported response_format type {other:?}")).with_param("response_format")),
     }
 }

@@ -1,10 +1,12 @@
-//! `h2ovl batch`: one question (optionally JSON-template constrained) over a folder of images,
-//! one JSON line per image in a `.jsonl` file.
+//! `h2ovl batch`: one question (optionally JSON-template constrained) over a folder of images
+//! and PDFs, one JSON line per image or PDF page in a `.jsonl` file.
 //!
-//! Lines: `{"file", "text"|"json", "tiles", "ms"}` or `{"file", "error"}`. The file is appended
-//! line by line (each line one write, flushed), so an interrupted run loses at most the line being
-//! written; a rerun repairs a torn last line and skips every file already listed (resumable).
-//! A bad image only costs its own `"error"` line.
+//! Lines: `{"file", "text"|"json", "tiles", "ms"}` or `{"file", "error"}`; a PDF page's lines
+//! also carry `"page"` (1-based). The file is appended line by line (each line one write,
+//! flushed), so an interrupted run loses at most the line being written; a rerun repairs a torn
+//! last line and skips every image and every PDF page already listed (resumable per page).
+//! A bad image or page only costs its own `"error"` line; a PDF that cannot be opened at all
+//! gets one `"error"` line without `"page"`.
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
@@ -16,9 +18,14 @@ use serde_json::{json, Value};
 
 use crate::json::{Constraint, OValue};
 use crate::llm::{GenerationConfig, History, ImageInput, Pipeline, StopReason};
+use crate::pdf::{is_pdf_file, page_count, render_pages, PageSet, PdfOptions};
 
-/// Image file extensions taken from a folder.
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+/// File extensions taken from a folder (images and PDFs; a PDF is recognised by its header, so
+/// a PDF under an image name works too).
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "pdf"];
+
+/// One finished result: the file and, for a PDF page, its number.
+pub type DoneKey = (String, Option<u64>);
 
 /// The files named by `input`: a folder (its image files, not recursive) or a glob pattern;
 /// sorted, so runs and resumes see the same order.
@@ -46,13 +53,14 @@ pub fn list_inputs(input: &str) -> Result<Vec<PathBuf>> {
     };
     files.sort();
     if files.is_empty() {
-        bail!("--input {input:?} names no image files");
+        bail!("--input {input:?} names no image or PDF files");
     }
     Ok(files)
 }
 
-/// Files already in `out` (any line with a `"file"`). Cuts a torn last line (crash mid-write).
-pub fn done_files(out: &Path) -> Result<HashSet<String>> {
+/// Results already in `out` (any line with a `"file"`, with its `"page"` if it has one). Cuts a
+/// torn last line (crash mid-write).
+pub fn done_files(out: &Path) -> Result<HashSet<DoneKey>> {
     let mut done = HashSet::new();
     let Ok(f) = File::open(out) else { return Ok(done) };
     let mut good_len = 0u64;
@@ -67,7 +75,7 @@ pub fn done_files(out: &Path) -> Result<HashSet<String>> {
         match serde_json::from_str::<Value>(line.trim_end()) {
             Ok(v) if line.ends_with('\n') => {
                 if let Some(f) = v.get("file").and_then(Value::as_str) {
-                    done.insert(f.to_string());
+                    done.insert((f.to_string(), v.get("page").and_then(Value::as_u64)));
                 }
                 good_len += n as u64;
             }
@@ -95,6 +103,9 @@ pub struct BatchJob<'a> {
     pub constraint: Option<Constraint>,
     pub cfg: GenerationConfig,
     pub out: &'a Path,
+    /// How PDF pages are rendered (`pages` = which pages of every PDF; `tiling.msac` as for a
+    /// single image, since each page is asked about on its own).
+    pub pdf: PdfOptions,
 }
 
 /// Totals of a run.
@@ -105,50 +116,123 @@ pub struct BatchSummary {
     pub errors: usize,
 }
 
-/// Run `job` over `files`, calling `progress(done_so_far, total, file)` after each one.
+/// Run `job` over `files`, calling `progress(done_so_far, total, file)` after each file.
 pub fn run_batch(pipe: &mut Pipeline, files: &[PathBuf], job: &BatchJob, progress: &mut dyn FnMut(usize, usize, &Path)) -> Result<BatchSummary> {
     let done = done_files(job.out)?;
     let mut out = OpenOptions::new().create(true).append(true).open(job.out).with_context(|| format!("opening {}", job.out.display()))?;
     out.seek(SeekFrom::End(0))?;
-    let mut sum = BatchSummary::default();
+    let mut w = Writer { out: &mut out, path: job.out, sum: BatchSummary::default() };
     let mut cfg = job.cfg.clone();
     cfg.constraint = job.constraint.clone();
     for (i, f) in files.iter().enumerate() {
         let name = f.to_string_lossy().into_owned();
-        if done.contains(&name) {
-            sum.skipped += 1;
-            progress(i + 1, files.len(), f);
+        if done.contains(&(name.clone(), None)) {
+            w.sum.skipped += 1;
+        } else if is_pdf_file(f).unwrap_or(false) {
+            run_pdf(pipe, f, &name, job, &cfg, &done, &mut w)?;
+        } else {
+            let t = Instant::now();
+            let r = pipe.chat_stream(&[ImageInput::Path(f.clone())], &job.prompt, &cfg, &History::new(), &mut |_| {});
+            w.result(&name, None, r, job, &cfg, t)?;
+        }
+        progress(i + 1, files.len(), f);
+    }
+    Ok(w.sum)
+}
+
+/// The pages of one PDF: those not yet in the results, each rendered and asked about on its own.
+fn run_pdf(pipe: &mut Pipeline, f: &Path, name: &str, job: &BatchJob, cfg: &GenerationConfig, done: &HashSet<DoneKey>, w: &mut Writer) -> Result<()> {
+    let bytes = match std::fs::read(f) {
+        Ok(b) => b,
+        Err(e) => return w.error(name, None, &format!("cannot read {}: {e}", f.display())),
+    };
+    let n = match page_count(&bytes, &job.pdf.limits) {
+        Ok(0) => return w.error(name, None, "the PDF has no pages"),
+        Ok(n) => n,
+        Err(e) => return w.error(name, None, &e.to_string()),
+    };
+    let wanted: Vec<usize> = match &job.pdf.pages {
+        Some(set) => set.iter().collect(),
+        None => (1..=n).collect(),
+    };
+    if wanted.len() > job.pdf.limits.max_pages {
+        let max = job.pdf.limits.max_pages;
+        let msg = format!("{} pages selected (the PDF has {n}), over the limit of {max} pages per document (choose some with --pages, or raise --max-pages)", wanted.len());
+        return w.error(name, None, &msg);
+    }
+    for p in wanted {
+        if done.contains(&(name.to_string(), Some(p as u64))) {
+            w.sum.skipped += 1;
+            continue;
+        }
+        if p > n {
+            w.error(name, Some(p), &format!("page {p} is out of range: the PDF has {n} page(s)"))?;
             continue;
         }
         let t = Instant::now();
-        // Built by hand so the "json" value keeps the template's key order.
-        let file = Value::String(name).to_string();
-        let (line, failed) = match pipe.chat_stream(&[ImageInput::Path(f.clone())], &job.prompt, &cfg, &History::new(), &mut |_| {}) {
-            Ok(o) => {
-                let ms = (t.elapsed().as_secs_f64() * 1e4).round() / 10.0;
-                let head = format!("{{\"file\":{file},\"tiles\":{},\"ms\":{ms}", json!(o.image_tiles));
-                let text = Value::String(o.answer.clone()).to_string();
-                match (&job.constraint, OValue::parse(&o.answer)) {
-                    (None, _) => (format!("{head},\"text\":{text}}}"), false),
-                    (Some(_), Ok(j)) if o.stop != StopReason::Length => (format!("{head},\"json\":{}}}", j.to_json()), false),
-                    (Some(_), _) => {
-                        let e = json!(format!("the JSON answer was cut off at {} tokens (raise -n)", cfg.max_new_tokens));
-                        (format!("{head},\"error\":{e},\"text\":{text}}}"), true)
-                    }
-                }
+        let opts = PdfOptions { pages: Some(PageSet::from_pages([p])), ..job.pdf.clone() };
+        let r = match render_pages(&bytes, &opts) {
+            Ok(mut pages) if pages.len() == 1 => {
+                let img = ImageInput::Rgb(pages.remove(0).image);
+                pipe.chat_stream(&[img], &job.prompt, cfg, &History::new(), &mut |_| {})
             }
-            Err(e) => (format!("{{\"file\":{file},\"error\":{}}}", json!(format!("{e:#}"))), true),
+            Ok(_) => Err(anyhow::anyhow!("page {p} did not render")),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
         };
-        if failed {
-            sum.errors += 1;
-        }
-        let mut s = line;
-        s.push('\n');
-        out.write_all(s.as_bytes()).and_then(|_| out.flush()).with_context(|| format!("writing {}", job.out.display()))?;
-        sum.processed += 1;
-        progress(i + 1, files.len(), f);
+        w.result(name, Some(p), r, job, cfg, t)?;
     }
-    Ok(sum)
+    Ok(())
+}
+
+/// Appends result lines, one flushed write each, and counts them.
+struct Writer<'a> {
+    out: &'a mut File,
+    path: &'a Path,
+    sum: BatchSummary,
+}
+
+impl Writer<'_> {
+    fn line(&mut self, mut s: String, failed: bool) -> Result<()> {
+        s.push('\n');
+        self.out.write_all(s.as_bytes()).and_then(|_| self.out.flush()).with_context(|| format!("writing {}", self.path.display()))?;
+        self.sum.processed += 1;
+        if failed {
+            self.sum.errors += 1;
+        }
+        Ok(())
+    }
+
+    /// `{"file", ["page",]` — the start of every line (built by hand so the "json" value keeps
+    /// the template's key order).
+    fn head(name: &str, page: Option<usize>) -> String {
+        let mut h = format!("{{\"file\":{}", Value::String(name.to_string()));
+        if let Some(p) = page {
+            h.push_str(&format!(",\"page\":{p}"));
+        }
+        h
+    }
+
+    fn error(&mut self, name: &str, page: Option<usize>, msg: &str) -> Result<()> {
+        self.line(format!("{},\"error\":{}}}", Self::head(name, page), json!(msg)), true)
+    }
+
+    fn result(&mut self, name: &str, page: Option<usize>, r: Result<crate::llm::ChatOutput>, job: &BatchJob, cfg: &GenerationConfig, t: Instant) -> Result<()> {
+        let o = match r {
+            Ok(o) => o,
+            Err(e) => return self.error(name, page, &format!("{e:#}")),
+        };
+        let ms = (t.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+        let head = format!("{},\"tiles\":{},\"ms\":{ms}", Self::head(name, page), json!(o.image_tiles));
+        let text = Value::String(o.answer.clone()).to_string();
+        match (&job.constraint, OValue::parse(&o.answer)) {
+            (None, _) => self.line(format!("{head},\"text\":{text}}}"), false),
+            (Some(_), Ok(j)) if o.stop != StopReason::Length => self.line(format!("{head},\"json\":{}}}", j.to_json()), false),
+            (Some(_), _) => {
+                let e = json!(format!("the JSON answer was cut off at {} tokens (raise -n)", cfg.max_new_tokens));
+                self.line(format!("{head},\"error\":{e},\"text\":{text}}}"), true)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -158,11 +242,11 @@ mod tests {
     #[test]
     fn inputs_from_folder_and_glob_sorted() {
         let d = tempfile::tempdir().unwrap();
-        for n in ["b.png", "a.JPG", "c.txt", "d.webp"] {
+        for n in ["b.png", "a.JPG", "c.txt", "d.webp", "e.PDF"] {
             std::fs::write(d.path().join(n), b"x").unwrap();
         }
         let names = |v: Vec<PathBuf>| v.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect::<Vec<_>>();
-        assert_eq!(names(list_inputs(d.path().to_str().unwrap()).unwrap()), ["a.JPG", "b.png", "d.webp"]);
+        assert_eq!(names(list_inputs(d.path().to_str().unwrap()).unwrap()), ["a.JPG", "b.png", "d.webp", "e.PDF"]);
         assert_eq!(names(list_inputs(&format!("{}/*.png", d.path().display())).unwrap()), ["b.png"]);
         assert!(list_inputs(&format!("{}/*.gif", d.path().display())).is_err());
         assert!(list_inputs("/no/such/dir").is_err());
@@ -173,10 +257,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let out = d.path().join("r.jsonl");
         assert!(done_files(&out).unwrap().is_empty());
-        std::fs::write(&out, "{\"file\":\"a\",\"text\":\"x\"}\n{\"file\":\"b\",\"error\":\"bad\"}\n{\"file\":\"c\",\"te").unwrap();
+        std::fs::write(&out, "{\"file\":\"a\",\"text\":\"x\"}\n{\"file\":\"b\",\"error\":\"bad\"}\n{\"file\":\"d.pdf\",\"page\":2,\"text\":\"y\"}\n{\"file\":\"c\",\"te").unwrap();
         let done = done_files(&out).unwrap();
-        assert_eq!(done, ["a", "b"].iter().map(|s| s.to_string()).collect());
-        assert!(std::fs::read_to_string(&out).unwrap().ends_with("\"bad\"}\n"));
+        let want: HashSet<DoneKey> = [("a", None), ("b", None), ("d.pdf", Some(2))].iter().map(|(s, p)| (s.to_string(), *p)).collect();
+        assert_eq!(done, want);
+        assert!(std::fs::read_to_string(&out).unwrap().ends_with("\"y\"}\n"));
         std::fs::write(&out, "garbage\n{\"file\":\"a\"}\n").unwrap();
         assert!(done_files(&out).unwrap_err().to_string().contains("not a results file"));
     }

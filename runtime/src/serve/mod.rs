@@ -1,9 +1,13 @@
 //! `h2ovl serve`: an OpenAI-compatible HTTP server (axum on tokio) over one [`Pipeline`].
 //!
 //! - `GET /health`, `GET /v1/models`, `POST /v1/chat/completions` (OpenAI message format,
-//!   `stream: true` → SSE chunks ending with `data: [DONE]`).
+//!   `stream: true` → SSE chunks ending with `data: [DONE]`; the last choice chunk and the
+//!   non-streaming response carry llama-server-style `timings`).
+//! - [`props`]: `GET /props`, what the model and this build are (feeds the web page).
+//! - [`webui`]: the built-in chat page at `/` (off with `--no-webui`).
 //! - [`api`]: request → chat job (messages, sampling parameters, `response_format`), OpenAI errors.
-//! - [`images`]: `data:` / `file://` image URLs and their safety rules.
+//! - [`images`]: `data:` / `file://` image URLs and their safety rules; PDFs (`file` parts or
+//!   `data:application/pdf` URLs) become one image per page.
 //! - [`batch`]: the offline counterpart, `h2ovl batch` over a folder of images → JSONL.
 //! - [`worker`]: the model thread and its bounded queue (full → 503), stop strings, cancellation.
 //!
@@ -12,6 +16,8 @@
 pub mod api;
 pub mod batch;
 pub mod images;
+pub mod props;
+pub mod webui;
 pub mod worker;
 
 use std::convert::Infallible;
@@ -35,6 +41,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt as _;
 
 use crate::llm::Pipeline;
+use crate::pdf::{PdfLimits, PdfOptions, TilingHint};
 use api::{ApiError, ChatRequest};
 use worker::{Event, Queued, Rejected, Worker};
 
@@ -51,17 +58,37 @@ pub struct ServeOptions {
     pub queue: usize,
     /// Largest request body in bytes.
     pub body_limit: usize,
+    /// Serve the chat page at `/` (`--no-webui` turns it off).
+    pub webui: bool,
+    /// Build line for `/props` (the binary's `--version`; the library's version by default).
+    pub version: String,
+    /// Page, pixel and time limits for PDFs in requests (all pages are used, up to the limit).
+    pub pdf: PdfLimits,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { model_id: "h2ovl".into(), api_key: None, allowed_image_dir: None, queue: 16, body_limit: 20 << 20 }
+        ServeOptions {
+            model_id: "h2ovl".into(),
+            api_key: None,
+            allowed_image_dir: None,
+            queue: 16,
+            body_limit: 20 << 20,
+            webui: true,
+            version: env!("CARGO_PKG_VERSION").into(),
+            pdf: PdfLimits::default(),
+        }
     }
 }
 
 struct AppState {
     opts: ServeOptions,
     worker: Worker,
+    /// The `/props` body, computed once before the pipeline moves to the model thread.
+    props: Value,
+    /// PDF render options: the limits plus the model's tiling (read before the pipeline moves
+    /// to the model thread).
+    pdf: PdfOptions,
 }
 
 type Shared = Arc<AppState>;
@@ -79,11 +106,22 @@ fn err(status: u16, kind: &'static str, code: Option<&'static str>, message: imp
 
 /// The router over a model thread running `pipeline`.
 pub fn router(pipeline: Pipeline, opts: ServeOptions) -> Router {
+    let props = props::props(&pipeline, &opts);
+    let pdf = PdfOptions {
+        tiling: TilingHint { max_tiles: pipeline.options().max_tiles.min(u32::MAX as usize) as u32, msac: pipeline.uses_msac() },
+        limits: opts.pdf.clone(),
+        ..Default::default()
+    };
     let worker = Worker::start(pipeline, opts.queue);
     let limit = opts.body_limit;
-    let state = Arc::new(AppState { opts, worker });
-    Router::new()
-        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+    let with_page = opts.webui;
+    let state = Arc::new(AppState { opts, worker, pdf, props });
+    let mut r = Router::new();
+    if with_page {
+        r = webui::routes(r);
+    }
+    r.route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/props", get(get_props))
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .fallback(|| async { err(404, "invalid_request_error", Some("not_found"), "unknown endpoint") })
@@ -103,6 +141,9 @@ pub fn run_blocking(addr: SocketAddr, pipeline: Pipeline, opts: ServeOptions) ->
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         eprintln!("h2ovl serve: listening on http://{}", listener.local_addr()?);
+        if opts.webui {
+            eprintln!("h2ovl serve: chat page at http://{}/ (--no-webui turns it off)", listener.local_addr()?);
+        }
         let app = router(pipeline, opts);
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -127,6 +168,13 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// `/props` needs the key like `/v1/*`: it tells which model and CPU this is. The page itself
+/// (`/`) is public, so it can load and then ask for the key.
+async fn get_props(State(s): State<Shared>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    check_key(&s, &headers)?;
+    Ok(Json(s.props.clone()))
+}
+
 async fn models(State(s): State<Shared>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     check_key(&s, &headers)?;
     Ok(Json(json!({"object": "list", "data": [{"id": s.opts.model_id, "object": "model", "created": 0, "owned_by": "h2ovl"}]})))
@@ -144,7 +192,8 @@ async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Result<Bytes, B
     let model = req.model.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| s.opts.model_id.clone());
     // Image decoding is CPU work: off the async threads.
     let dir = s.opts.allowed_image_dir.clone();
-    let job = tokio::task::spawn_blocking(move || req.into_job(&ordered, dir.as_deref()))
+    let pdf = s.pdf.clone();
+    let job = tokio::task::spawn_blocking(move || req.into_job_with(&ordered, dir.as_deref(), &pdf))
         .await
         .map_err(|e| err(500, "server_error", None, format!("request task failed: {e}")))??;
 
@@ -162,12 +211,13 @@ async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Result<Bytes, B
             match ev {
                 Event::Delta(d) => text.push_str(&d),
                 Event::Failed(m) => return Err(ApiError::bad_request(m)),
-                Event::Done { finish_reason, prompt_tokens, completion_tokens } => {
+                Event::Done { finish_reason, prompt_tokens, completion_tokens, timings, reused_tokens, image_tiles } => {
                     return Ok(Json(json!({
                         "id": id, "object": "chat.completion", "created": created, "model": model,
                         "choices": [{"index": 0, "message": {"role": "assistant", "content": text.trim_end()},
                                      "finish_reason": finish_reason, "logprobs": null}],
                         "usage": usage(prompt_tokens, completion_tokens),
+                        "timings": timings_json(&timings, reused_tokens, &image_tiles),
                     }))
                     .into_response());
                 }
@@ -182,12 +232,15 @@ async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Result<Bytes, B
     if let Some(Event::Failed(m)) = &first {
         return Err(ApiError::bad_request(m.clone()));
     }
-    let chunk = move |delta: Value, finish: Option<&str>, usage: Option<Value>| {
+    let chunk = move |delta: Value, finish: Option<&str>, usage: Option<Value>, timings: Option<Value>| {
         let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}]});
         if let Some(u) = usage {
             c["choices"] = json!([]);
             c["usage"] = u;
+        }
+        if let Some(t) = timings {
+            c["timings"] = t;
         }
         SseEvent::default().data(c.to_string())
     };
@@ -196,15 +249,16 @@ async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Result<Bytes, B
     let (sse_tx, sse_rx) = unbounded_channel::<SseEvent>();
     tokio::spawn(async move {
         let mut next = first;
-        let _ = sse_tx.send(chunk(json!({"role": "assistant", "content": ""}), None, None));
+        let _ = sse_tx.send(chunk(json!({"role": "assistant", "content": ""}), None, None, None));
         while let Some(ev) = next {
             let out: Vec<SseEvent> = match ev {
-                Event::Delta(d) => vec![chunk(json!({"content": d}), None, None)],
+                Event::Delta(d) => vec![chunk(json!({"content": d}), None, None, None)],
                 Event::Failed(m) => vec![SseEvent::default().data(ApiError::bad_request(m).body().to_string())],
-                Event::Done { finish_reason, prompt_tokens, completion_tokens } => {
-                    let mut v = vec![chunk(json!({}), Some(finish_reason), None)];
+                Event::Done { finish_reason, prompt_tokens, completion_tokens, timings, reused_tokens, image_tiles } => {
+                    let t = timings_json(&timings, reused_tokens, &image_tiles);
+                    let mut v = vec![chunk(json!({}), Some(finish_reason), None, Some(t))];
                     if include_usage {
-                        v.push(chunk(json!({}), None, Some(usage(prompt_tokens, completion_tokens))));
+                        v.push(chunk(json!({}), None, Some(usage(prompt_tokens, completion_tokens)), None));
                     }
                     v
                 }
@@ -227,6 +281,27 @@ async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Result<Bytes, B
 
 fn usage(prompt: usize, completion: usize) -> Value {
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+}
+
+/// llama-server's `timings` keys (prompt = the prefill of this turn's new positions, predicted =
+/// decode), plus `cache_n` (positions reused from the KV cache: why follow-ups are fast) and the
+/// vision side (`image_encode_ms` for the images not cached yet, tiles per image).
+fn timings_json(t: &crate::llm::Timings, reused: usize, tiles: &[usize]) -> Value {
+    let per_token = |s: f64, n: usize| if n > 0 { s * 1e3 / n as f64 } else { 0.0 };
+    json!({
+        "cache_n": reused,
+        "prompt_n": t.prefill_tokens,
+        "prompt_ms": t.prefill_s * 1e3,
+        "prompt_per_token_ms": per_token(t.prefill_s, t.prefill_tokens),
+        "prompt_per_second": t.prefill_tok_s(),
+        "predicted_n": t.decode_tokens,
+        "predicted_ms": t.decode_s * 1e3,
+        "predicted_per_token_ms": per_token(t.decode_s, t.decode_tokens),
+        "predicted_per_second": t.decode_tok_s(),
+        "image_encode_ms": t.image_encode_s * 1e3,
+        "images_encoded": t.images_encoded,
+        "image_tiles": tiles,
+    })
 }
 
 /// A per-process unique id (time + counter), enough for response ids.

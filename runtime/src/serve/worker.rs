@@ -10,15 +10,24 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::api::ChatJob;
-use crate::llm::{Pipeline, StopReason};
+use crate::llm::{Pipeline, StopReason, Timings};
 
 /// What a running job reports.
 #[derive(Debug)]
 pub enum Event {
     /// New answer text.
     Delta(String),
-    /// Finished: OpenAI `finish_reason` and token counts.
-    Done { finish_reason: &'static str, prompt_tokens: usize, completion_tokens: usize },
+    /// Finished: OpenAI `finish_reason`, token counts, and where the time went (the response's
+    /// `timings`; `reused_tokens` are prompt positions kept from the KV cache, `image_tiles` the
+    /// tiles of each image of the conversation).
+    Done {
+        finish_reason: &'static str,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+        timings: Timings,
+        reused_tokens: usize,
+        image_tiles: Vec<usize>,
+    },
     /// The pipeline refused the request (bad image, context overflow, …).
     Failed(String),
 }
@@ -96,7 +105,14 @@ fn run(mut pipe: Pipeline, rx: Receiver<Queued>) {
                     (false, StopReason::Length) => "length",
                     (false, StopReason::Cancelled) => continue, // client gone: nobody to tell
                 };
-                Event::Done { finish_reason, prompt_tokens: o.prompt_ids.len(), completion_tokens: o.tokens.len() }
+                Event::Done {
+                    finish_reason,
+                    prompt_tokens: o.prompt_ids.len(),
+                    completion_tokens: o.tokens.len(),
+                    timings: o.timings,
+                    reused_tokens: o.reused_tokens,
+                    image_tiles: o.image_tiles,
+                }
             }
             Err(e) => Event::Failed(format!("{e:#}")),
         };

@@ -1,0 +1,110 @@
+//! PDFs through `h2ovl serve` on the tiny golden checkpoint: a 2-page PDF as an OpenAI `file`
+//! part and as a `data:application/pdf` image URL gives the same prompt (2 images) and the same
+//! greedy answer as the library fed the two rendered pages; bad PDFs are HTTP 400 with an
+//! OpenAI error body.
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use h2ovl_runtime::llm::{GenerationConfig, History, ImageInput, KvType, Pipeline, PipelineOptions};
+use h2ovl_runtime::pdf::{render_pages, PdfOptions, TilingHint};
+use h2ovl_runtime::serve::{serve, ServeOptions};
+use serde_json::{json, Value};
+
+fn pipeline() -> Pipeline {
+    // One tile per page keeps the tiny model's work small; the server reads max_tiles from here.
+    let o = PipelineOptions { threads: 1, kv_type: KvType::F32, flash_attn: Some(false), max_tiles: 1, ..Default::default() };
+    Pipeline::load(&tiny_f32().llm, Some(&tiny_f32().vision), o).expect("loading the tiny model")
+}
+
+fn start() -> SocketAddr {
+    let pipe = pipeline();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            tx.send(l.local_addr().expect("addr")).expect("send addr");
+            serve(l, pipe, ServeOptions::default()).await.expect("serve");
+        })
+    });
+    rx.recv_timeout(Duration::from_secs(120)).expect("server started")
+}
+
+fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
+    let body = body.to_string();
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let json = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    // Connection: close without chunking in axum's JSON answers.
+    (status, serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+}
+
+fn pdf_b64(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pdf").join(name);
+    base64::engine::general_purpose::STANDARD.encode(std::fs::read(p).unwrap())
+}
+
+fn ask(part: Value) -> Value {
+    json!({"model": "h2ovl", "max_tokens": 6, "temperature": 0,
+           "messages": [{"role": "user", "content": [{"type": "text", "text": "What is on these pages?"}, part]}]})
+}
+
+#[test]
+fn a_two_page_pdf_is_two_images_as_file_part_and_as_image_url() {
+    let addr = start();
+    let b64 = pdf_b64("two_pages.pdf");
+    let (st, file_ans) = post(addr, &ask(json!({"type": "file", "file": {"filename": "two_pages.pdf", "file_data": format!("data:application/pdf;base64,{b64}")}})));
+    assert_eq!(st, 200, "{file_ans}");
+    let (st, url_ans) = post(addr, &ask(json!({"type": "image_url", "image_url": {"url": format!("data:application/pdf;base64,{b64}")}})));
+    assert_eq!(st, 200, "{url_ans}");
+    // Bare base64 in file_data is accepted too.
+    let (st, bare_ans) = post(addr, &ask(json!({"type": "file", "file": {"file_data": b64}})));
+    assert_eq!(st, 200, "{bare_ans}");
+
+    // The library with the two pages rendered the same way (1 tile, no MSAC).
+    let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pdf/two_pages.pdf")).unwrap();
+    let opts = PdfOptions { tiling: TilingHint { max_tiles: 1, msac: false }, ..Default::default() };
+    let pages: Vec<ImageInput> = render_pages(&bytes, &opts).unwrap().into_iter().map(|p| ImageInput::Rgb(p.image)).collect();
+    assert_eq!(pages.len(), 2);
+    let mut pipe = pipeline();
+    let cfg = GenerationConfig { max_new_tokens: 6, ..Default::default() };
+    let lib = pipe.chat_stream(&pages, "What is on these pages?", &cfg, &History::new(), &mut |_| {}).unwrap();
+    assert_eq!(lib.image_tiles, [1, 1]);
+    let one = pipe.chat_stream(&pages[..1], "What is on these pages?", &cfg, &History::new(), &mut |_| {}).unwrap();
+    assert!(one.prompt_ids.len() < lib.prompt_ids.len());
+    for ans in [&file_ans, &url_ans, &bare_ans] {
+        assert_eq!(ans["usage"]["prompt_tokens"].as_u64(), Some(lib.prompt_ids.len() as u64), "{ans}");
+        assert_eq!(ans["choices"][0]["message"]["content"].as_str(), Some(lib.answer.trim_end()), "{ans}");
+    }
+
+    // Bad PDFs: 400 with an OpenAI error body naming the problem.
+    for (name, part, want) in [
+        ("encrypted", json!({"type": "file", "file": {"file_data": format!("data:application/pdf;base64,{}", pdf_b64("encrypted.pdf"))}}), "encrypted"),
+        ("truncated", json!({"type": "image_url", "image_url": {"url": format!("data:application/pdf;base64,{}", pdf_b64("truncated.pdf"))}}), "truncated"),
+        ("zero pages", json!({"type": "file", "file": {"file_data": pdf_b64("zero_pages.pdf")}}), "no pages"),
+        ("too many pages", json!({"type": "file", "file": {"file_data": pdf_b64("many_pages.pdf")}}), "limit of 32"),
+        ("file_id", json!({"type": "file", "file": {"file_id": "file-abc"}}), "file_id"),
+        ("bad base64", json!({"type": "file", "file": {"file_data": "data:application/pdf;base64,@@@"}}), "base64"),
+    ] {
+        let (st, body) = post(addr, &ask(part));
+        assert_eq!(st, 400, "{name}: {body}");
+        let msg = body["error"]["message"].as_str().unwrap_or_else(|| panic!("{name}: {body}"));
+        assert!(msg.contains(want), "{name}: {msg}");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+    }
+}
