@@ -69,7 +69,7 @@ fn compare_with_pdftoppm() {
             for dpi in [auto_dpi_v, 150.0] {
                 let opts = PdfOptions { pages: Some(PageSet::from_pages([page])), dpi: Dpi::Fixed(dpi), ..Default::default() };
                 let ours = render_pages(&bytes, &opts).unwrap().remove(0).image;
-                let prefix = tmp.path().join(format!("{name}-{page}-{dpi}"));
+                let prefix = tmp.path().join(format!("{}-{page}-{dpi}", name.trim_end_matches(".pdf")));
                 let st = Command::new("pdftoppm")
                     .args(["-r", &format!("{dpi}"), "-png", "-f", &page.to_string(), "-l", &page.to_string(), "-singlefile"])
                     .arg(dir.join(name))
@@ -77,7 +77,7 @@ fn compare_with_pdftoppm() {
                     .status()
                     .unwrap();
                 assert!(st.success(), "pdftoppm failed on {name}");
-                let theirs = image::open(prefix.with_extension("png")).unwrap().to_rgb8();
+                let theirs = image::open(format!("{}.png", prefix.display())).unwrap().to_rgb8();
                 let (mean, max, big) = diff(&ours, &theirs);
                 let (ga, gb, tm) = tiles_diff(&ours, &theirs, false);
                 let (ma, mb, tmm) = tiles_diff(&ours, &theirs, true);

@@ -21,9 +21,10 @@ pub const AUTO_DPI_MIN: f64 = 36.0;
 pub const AUTO_DPI_MAX: f64 = 300.0;
 
 /// How the render resolution is chosen.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum Dpi {
     /// Per page, from the tile grid (see the module docs).
+    #[default]
     Auto,
     /// This many pixels per inch for every page.
     Fixed(f64),

@@ -68,12 +68,6 @@ pub struct PdfOptions {
     pub limits: PdfLimits,
 }
 
-impl Default for Dpi {
-    fn default() -> Self {
-        Dpi::Auto
-    }
-}
-
 /// One rendered page.
 #[derive(Clone, Debug)]
 pub struct RenderedPage {
