@@ -1,7 +1,8 @@
 //! `h2ovl batch`: one question (optionally JSON-template constrained) over a folder of images,
 //! one JSON line per image in a `.jsonl` file.
 //!
-//! Lines: `{"file", "text"|"json", "tiles", "ms"}` or `{"file", "error"}`. The file is appended
+//! Lines: `{"file", "text"|"json", "tiles", "ms"}` (plus `"finish": "length"` when a JSON answer was closed
+//! early to fit `-n`) or `{"file", "error"}`. The file is appended
 //! line by line (each line one write, flushed), so an interrupted run loses at most the line being
 //! written; a rerun repairs a torn last line and skips every file already listed (resumable).
 //! A bad image only costs its own `"error"` line.
@@ -130,9 +131,11 @@ pub fn run_batch(pipe: &mut Pipeline, files: &[PathBuf], job: &BatchJob, progres
                 let text = Value::String(o.answer.clone()).to_string();
                 match (&job.constraint, OValue::parse(&o.answer)) {
                     (None, _) => (format!("{head},\"text\":{text}}}"), false),
-                    (Some(_), Ok(j)) if o.stop != StopReason::Length => (format!("{head},\"json\":{}}}", j.to_json()), false),
+                    // Closed early by the token budget: still valid, flagged as cut.
+                    (Some(_), Ok(j)) if o.stop == StopReason::Length => (format!("{head},\"json\":{},\"finish\":\"length\"}}", j.to_json()), false),
+                    (Some(_), Ok(j)) => (format!("{head},\"json\":{}}}", j.to_json()), false),
                     (Some(_), _) => {
-                        let e = json!(format!("the JSON answer was cut off at {} tokens (raise -n)", cfg.max_new_tokens));
+                        let e = json!(format!("the JSON answer does not parse ({} tokens; raise -n)", cfg.max_new_tokens));
                         (format!("{head},\"error\":{e},\"text\":{text}}}"), true)
                     }
                 }
