@@ -126,7 +126,7 @@ impl Vocab for ModelVocab {
     }
 
     fn piece(&self, t: Token) -> &[u8] {
-        usize::try_from(t).ok().and_then(|i| self.pieces.get(i)).map_or(&[], Vec::as_slice)
+        usize::try_from(t).ok().and_then(|i| self.pieces.get(i)).map(Vec::as_slice).unwrap_or(&[])
     }
 
     fn token_of(&self, bytes: &[u8]) -> Option<Token> {
