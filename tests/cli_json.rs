@@ -61,13 +61,13 @@ fn run(args: &[&str]) -> Output {
         .expect("running h2ovl run")
 }
 
-/// The minimum named by the error for `-n 1`, checking that error's form on the way.
+/// The minimum named by the error for `-n 0`, checking that error's form on the way.
 fn minimum(args: &[&str]) -> usize {
     let mut a = args.to_vec();
-    a.extend(["-n", "1"]);
+    a.extend(["-n", "0"]);
     let o = run(&a);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "-n 1 must be refused: {err}");
+    assert_eq!(o.status.code(), Some(1), "-n 0 must be refused: {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "one error line: {err}");
     let n = err.split("at least ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok());
     n.unwrap_or_else(|| panic!("no minimum in: {err}"))
