@@ -88,6 +88,14 @@ fn opts() -> PipelineOptions {
     PipelineOptions { threads: 2, kv_type: KvType::F32, flash_attn: Some(false), ..Default::default() }
 }
 
+/// `h2ovl … --exact` (`PipelineOptions::exact`): the same f32 KV cache and flash attention off,
+/// plus f32 vision arithmetic. The float32 parity tests below run with it, so they prove that
+/// `--exact` with an F32 (or F16, see [`exact_f16_pair_reproduces_reference_greedy_ids`]) pair
+/// reproduces the reference's greedy ids.
+fn exact_opts() -> PipelineOptions {
+    PipelineOptions { threads: 2, ..Default::default() }.exact()
+}
+
 /// The reference projector output, split per image.
 fn reference_encoder(c: &Case, n_embd: usize) -> Result<PrecomputedEncoder> {
     let mut images = Vec::new();
@@ -192,10 +200,10 @@ fn check_f32(c: &Case, out: &ChatOutput, label: &str) -> Result<()> {
 fn f32_with_reference_embeds(name: &str) -> Result<()> {
     let c = case(name)?;
     let conv = converted(&c.checkpoint, LlmQuant::F32, VisionQuant::F32)?;
-    let probe = Pipeline::with_encoder(&conv.llm, None, opts())?;
+    let probe = Pipeline::with_encoder(&conv.llm, None, exact_opts())?;
     let enc = reference_encoder(&c, probe.model().n_embd())?;
     drop(probe);
-    let mut pipe = Pipeline::with_encoder(&conv.llm, Some(Box::new(enc)), opts())?;
+    let mut pipe = Pipeline::with_encoder(&conv.llm, Some(Box::new(enc)), exact_opts())?;
     let (pos, _) = reference_prompt_logits(&c)?;
     let out = run_case(&c, &mut pipe, pos)?;
     check_f32(&c, &out, "reference embeds")
@@ -225,7 +233,7 @@ fn f32_multi_image_reference_embeds() -> Result<()> {
 fn f32_with_own_vision(name: &str) -> Result<()> {
     let c = case(name)?;
     let conv = converted(&c.checkpoint, LlmQuant::F32, VisionQuant::F32)?;
-    let mut pipe = Pipeline::load(&conv.llm, Some(&conv.vision), opts())?;
+    let mut pipe = Pipeline::load(&conv.llm, Some(&conv.vision), exact_opts())?;
     let (pos, _) = reference_prompt_logits(&c)?;
     let out = run_case_with(&c, &mut pipe, &own_inputs(&c)?, pos)?;
     assert_eq!(out.image_tiles, c.tiles, "{}: tiles per image", c.name);
@@ -261,6 +269,32 @@ fn f32_multi_image_own_vision() -> Result<()> {
 }
 
 const ALL_CASES: [&str; 4] = ["tiny_text_only", "tiny_single_640x480", "tiny2b_msac_300x900", "tiny_multi_640x480_448x448"];
+
+/// `--exact` with an F16 LLM + F16 vision pair, our whole pipeline (own decoder, own vision
+/// encoder): the 16 greedy ids equal the reference's in every case. The default settings on
+/// the same files are run alongside and their agreement is printed (measured, not asserted:
+/// they trade exactness for speed).
+#[test]
+fn exact_f16_pair_reproduces_reference_greedy_ids() -> Result<()> {
+    for name in ALL_CASES {
+        let c = case(name)?;
+        let conv = converted(&c.checkpoint, LlmQuant::F16, VisionQuant::F16)?;
+        let (_, gen) = npy::read_i64(&c.dir.join("gen_ids.npy"))?;
+        let mut agree = Vec::new();
+        for (label, o) in [("--exact", exact_opts()), ("defaults", PipelineOptions { threads: 2, ..Default::default() })] {
+            let mut pipe = Pipeline::load(&conv.llm, Some(&conv.vision), o)?;
+            let out = run_case_with(&c, &mut pipe, &own_inputs(&c)?, Vec::new())?;
+            let ours: Vec<i64> = out.tokens.iter().map(|&t| t as i64).collect();
+            let same = ours.iter().zip(&gen).take_while(|(a, b)| a == b).count();
+            agree.push(format!("{label}: {same}/{N_GEN} ids before the first divergence"));
+            if label == "--exact" {
+                assert_eq!(ours, gen, "{} [F16 pair, --exact]: greedy ids", c.name);
+            }
+        }
+        println!("{} [F16 LLM + F16 vision]: {}", c.name, agree.join("; "));
+    }
+    Ok(())
+}
 
 /// Q8_0 LLM + Q8_0 vision: report how far greedy decoding stays with the reference, and the
 /// KL divergence per step teacher-forced along the reference ids. Measured figures, printed.

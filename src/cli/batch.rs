@@ -58,6 +58,10 @@ pub fn run(a: BatchArgs) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut pipe = a.model.load()?;
+    if let Some(c) = &constraint {
+        // Refused once here rather than as an error line per image.
+        h2ovl_runtime::llm::session::check_json_minimum(pipe.json_minimum(c), cfg.max_new_tokens)?;
+    }
     let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(files.len() as u64) };
     if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise} elapsed, ETA {eta}] {msg}") {
         bar.set_style(style);

@@ -31,10 +31,15 @@ pub struct ModelArgs {
     /// Keep the KV cache in f32 instead of f16 (exact, twice the memory).
     #[arg(long = "kv-f32")]
     pub kv_f32: bool,
-    /// Flash attention: on, off, auto (llama.cpp decides). On CPU it rounds through f16; for
-    /// float32-exact logits (e.g. with --dump-logits) use `--kv-f32 --flash-attn off`.
-    #[arg(long = "flash-attn", default_value = "auto", value_parser = ["on", "off", "auto"])]
-    pub flash_attn: String,
+    /// Flash attention: on, off, auto (default: llama.cpp decides). On CPU it rounds through f16;
+    /// for float32-exact logits (e.g. with --dump-logits) use `--exact`.
+    #[arg(long = "flash-attn", value_parser = ["on", "off", "auto"])]
+    pub flash_attn: Option<String>,
+    /// The reference-faithful settings in one switch: f32 KV cache, flash attention off, f32
+    /// vision arithmetic (slower; with F32/F16 model files this reproduces the reference's greedy
+    /// answers). Conflicts with `--flash-attn on|auto` and `--vision-math int8|auto`.
+    #[arg(long)]
+    pub exact: bool,
     /// Show llama.cpp's own log output.
     #[arg(long)]
     pub verbose: bool,
@@ -44,8 +49,8 @@ pub struct ModelArgs {
     /// Vision encoder arithmetic: int8 linear layers (Q8_0 mmproj, ~2x faster, per-token cosine
     /// ≥ 0.999 vs f32), f32, or auto (int8 where the CPU has a fast int8 dot product; honours
     /// H2OVL_VISION_MATH).
-    #[arg(long = "vision-math", default_value = "auto", value_parser = ["auto", "f32", "int8"])]
-    pub vision_math: String,
+    #[arg(long = "vision-math", value_parser = ["auto", "f32", "int8"])]
+    pub vision_math: Option<String>,
     /// llama.cpp CPU backend variant to run the LLM on (e.g. haswell, icelake; `h2ovl --version` lists
     /// them). Default: the best this CPU supports. Same as H2OVL_LLM_CPU.
     #[arg(long = "llm-cpu")]
@@ -75,18 +80,30 @@ impl ModelArgs {
         if self.max_tiles == 0 {
             anyhow::bail!("--max-tiles must be at least 1");
         }
-        Ok(PipelineOptions {
+        let o = PipelineOptions {
             threads: self.threads,
             n_ctx: self.ctx_size,
             max_tiles: self.max_tiles,
             msac: !self.no_msac,
             kv_type: if self.kv_f32 { KvType::F32 } else { KvType::F16 },
-            flash_attn: flash_attn_setting(&self.flash_attn),
+            flash_attn: flash_attn_setting(self.flash_attn.as_deref().unwrap_or("auto")),
             verbose: self.verbose,
             max_pixels: self.max_pixels,
-            vision_math: self.vision_math.parse()?,
+            vision_math: self.vision_math.as_deref().unwrap_or("auto").parse()?,
             ..Default::default()
-        })
+        };
+        if !self.exact {
+            return Ok(o);
+        }
+        // An explicit setting that contradicts --exact is refused rather than silently overridden;
+        // the ones that agree (--kv-f32, --flash-attn off, --vision-math f32) are accepted.
+        if let Some(fa) = self.flash_attn.as_deref().filter(|&v| v != "off") {
+            anyhow::bail!("--exact turns flash attention off (it rounds through f16 on CPU): drop --flash-attn {fa}");
+        }
+        if let Some(vm) = self.vision_math.as_deref().filter(|&v| v != "f32") {
+            anyhow::bail!("--exact uses f32 vision arithmetic: drop --vision-math {vm}");
+        }
+        Ok(o.exact())
     }
 }
 
@@ -271,8 +288,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     } else {
         println!();
     }
-    if cfg.constraint.is_some() && out.stop == h2ovl_runtime::llm::StopReason::Length {
-        anyhow::bail!("the JSON answer was cut off at {} tokens (raise -n/--max-new-tokens)", cfg.max_new_tokens);
+    if cfg.constraint.is_some() && out.stop == h2ovl_runtime::llm::StopReason::Length && !a.quiet {
+        // Still valid JSON (the budget closer finished every open value), but shortened.
+        eprintln!("note: the JSON answer was closed early to fit -n/--max-new-tokens {} (finish reason: length)", cfg.max_new_tokens);
     }
     if let Some(path) = &a.dump_logits {
         let n_vocab = pipe.model().n_vocab();
@@ -289,6 +307,36 @@ pub fn run(a: RunArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn model_args(extra: &[&str]) -> Result<PipelineOptions> {
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(flatten)]
+            m: ModelArgs,
+        }
+        let argv = ["h2ovl", "-m", "x.gguf"].iter().chain(extra).copied();
+        <P as clap::Parser>::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{e}"))?.m.options()
+    }
+
+    #[test]
+    fn exact_sets_the_reference_settings_and_refuses_contradictions() {
+        let d = model_args(&[]).unwrap();
+        assert_eq!((d.kv_type, d.flash_attn, d.vision_math), (KvType::F16, None, h2ovl_runtime::vision::VisionMath::Auto));
+        let e = model_args(&["--exact"]).unwrap();
+        assert_eq!((e.kv_type, e.flash_attn, e.vision_math), (KvType::F32, Some(false), h2ovl_runtime::vision::VisionMath::F32));
+        assert!(e.is_exact() && !d.is_exact());
+        // Agreeing flags are fine; contradicting ones are one clear error.
+        assert!(model_args(&["--exact", "--kv-f32", "--flash-attn", "off", "--vision-math", "f32"]).unwrap().is_exact());
+        for (flags, msg) in [(["--flash-attn", "on"], "--flash-attn on"), (["--flash-attn", "auto"], "--flash-attn auto"), (["--vision-math", "int8"], "--vision-math int8")] {
+            let mut argv = vec!["--exact"];
+            argv.extend(flags);
+            let err = model_args(&argv).unwrap_err().to_string();
+            assert!(err.contains("--exact") && err.contains(msg), "{err}");
+        }
+        // Without --exact the individual flags still work.
+        let o = model_args(&["--kv-f32", "--flash-attn", "off"]).unwrap();
+        assert_eq!((o.kv_type, o.flash_attn), (KvType::F32, Some(false)));
+    }
 
     #[test]
     fn unescape_handles_llama_cpp_escapes() {

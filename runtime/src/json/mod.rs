@@ -4,12 +4,17 @@
 //! - [`template`]: a JSON template from the prompt (the model card's prompt guide) → schema.
 //! - [`grammar`]: llama.cpp's grammar sampler as a logit mask over our own sampler.
 //! - [`ordered`]: a JSON value that keeps key order (schemas and templates fix the output order).
+//! - [`shape`]: the same schema as a tree, for [`scanner`] (follows the answer as it is written)
+//!   and [`budget`] (closes every open value before `max_new_tokens`, so the answer always parses).
 //!
 //! A [`Constraint`] goes into [`crate::llm::GenerationConfig::constraint`]; the pipeline masks
 //! each step's logits with it and stops when the JSON value is complete.
+pub mod budget;
 pub mod gbnf;
 pub mod grammar;
 pub mod ordered;
+pub mod scanner;
+pub mod shape;
 pub mod template;
 
 use anyhow::{Context as _, Result};
@@ -17,6 +22,7 @@ use anyhow::{Context as _, Result};
 pub use gbnf::{Limits, SchemaError};
 pub use grammar::GrammarMask;
 pub use ordered::OValue;
+pub use shape::Shape;
 
 /// A compiled-to-text grammar the output must follow.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,16 +31,18 @@ pub struct Constraint {
     pub gbnf: String,
     /// Name of the start rule.
     pub root: String,
+    /// The same constraint as a tree (for closing the answer within the token budget).
+    pub shape: Shape,
 }
 
 impl Constraint {
-    fn from_gbnf(gbnf: String) -> Constraint {
-        Constraint { gbnf, root: "root".to_string() }
+    fn from_gbnf(gbnf: String, shape: Shape) -> Constraint {
+        Constraint { gbnf, root: "root".to_string(), shape }
     }
 
     /// Any JSON object (`--json`, OpenAI `response_format: {"type": "json_object"}`).
     pub fn any_object(limits: &Limits) -> Constraint {
-        Self::from_gbnf(gbnf::any_object_grammar(limits))
+        Self::from_gbnf(gbnf::any_object_grammar(limits), Shape::any_object(limits))
     }
 
     /// Instances of a JSON Schema given as text.
@@ -45,7 +53,7 @@ impl Constraint {
 
     /// Instances of a JSON Schema.
     pub fn from_schema(schema: &OValue, limits: &Limits) -> Result<Constraint> {
-        Ok(Self::from_gbnf(gbnf::schema_grammar(schema, limits)?))
+        Ok(Self::from_gbnf(gbnf::schema_grammar(schema, limits)?, Shape::from_schema(schema, limits)))
     }
 
     /// Exactly the shape of a JSON template (see [`template`]).

@@ -27,7 +27,9 @@ pub struct GenerationConfig {
     /// fixed number of tokens.
     pub stop_at_eos: bool,
     /// Output grammar (JSON mode, see `crate::json`): each step's logits are masked by it and
-    /// generation ends when the JSON value is complete.
+    /// generation ends when the JSON value is complete. The value always closes within
+    /// `max_new_tokens` (`crate::json::budget`; then the stop reason is `Length`), and a budget
+    /// below its smallest valid value is refused before any work.
     pub constraint: Option<crate::json::Constraint>,
     /// Set from any thread to stop before the next token (a server's client went away, or a
     /// stop string was seen).

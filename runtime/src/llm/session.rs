@@ -62,6 +62,20 @@ impl Default for PipelineOptions {
 }
 
 impl PipelineOptions {
+    /// `--exact`: the settings that follow the float32 reference (f32 KV cache, flash attention
+    /// off, f32 vision arithmetic), the rest unchanged. With F32 (or F16) model files these
+    /// reproduce the reference's greedy ids; the defaults trade that for speed and memory (f16 KV
+    /// cache, llama.cpp's flash-attention choice, int8 vision where the CPU has a fast int8 dot
+    /// product; see the README).
+    pub fn exact(self) -> PipelineOptions {
+        PipelineOptions { kv_type: KvType::F32, flash_attn: Some(false), vision_math: crate::vision::VisionMath::F32, ..self }
+    }
+
+    /// Whether these are the [`PipelineOptions::exact`] settings.
+    pub fn is_exact(&self) -> bool {
+        self.kv_type == KvType::F32 && self.flash_attn == Some(false) && self.vision_math == crate::vision::VisionMath::F32
+    }
+
     pub fn n_threads(&self) -> usize {
         if self.threads > 0 {
             self.threads
@@ -176,6 +190,8 @@ pub struct Pipeline {
     encoder: Option<Box<dyn ImageEncoder>>,
     cache: HashMap<u64, CachedImage>,
     opts: PipelineOptions,
+    /// Token pieces for closing JSON answers within the budget (built on the first constrained turn).
+    vocab: Option<Arc<crate::json::budget::ModelVocab>>,
 }
 
 impl Pipeline {
@@ -206,7 +222,7 @@ impl Pipeline {
                 );
             }
         }
-        Ok(Pipeline { model, ctx: None, kv: Vec::new(), encoder, cache: HashMap::new(), opts })
+        Ok(Pipeline { model, ctx: None, kv: Vec::new(), encoder, cache: HashMap::new(), opts, vocab: None })
     }
 
     pub fn model(&self) -> &Model {
@@ -239,6 +255,18 @@ impl Pipeline {
             c.clear_kv();
         }
         self.kv.clear();
+    }
+
+    fn json_budget(&mut self, c: &crate::json::Constraint) -> crate::json::budget::Budget<Arc<crate::json::budget::ModelVocab>> {
+        let model = self.model.clone();
+        let vocab = self.vocab.get_or_insert_with(|| Arc::new(crate::json::budget::ModelVocab::new(model))).clone();
+        crate::json::budget::Budget::new(c.shape.clone(), vocab)
+    }
+
+    /// Tokens (this model's tokenizer) of the smallest answer `c` allows, and its text: a
+    /// `max_new_tokens` below it is refused by [`Pipeline::chat_stream`].
+    pub fn json_minimum(&mut self, c: &crate::json::Constraint) -> (usize, String) {
+        self.json_budget(c).minimum()
     }
 
     /// Tokenize text with the GGUF vocabulary (special tokens parsed, no BOS).
@@ -344,6 +372,12 @@ impl Pipeline {
                 if self.opts.n_ctx.is_some() { ", or raise -c/--ctx-size" } else { "" }
             );
         }
+        // 3b. A constrained answer must fit its smallest valid value in the budget: refuse up
+        // front rather than return JSON that does not parse.
+        let mut budget = cfg.constraint.as_ref().map(|c| self.json_budget(c));
+        if let Some(b) = &budget {
+            check_json_minimum(b.minimum(), cfg.max_new_tokens)?;
+        }
         if self.ctx.as_ref().is_none_or(|c| c.n_ctx() < needed) {
             // Auto size: what this turn needs, but at least double the previous context, so a
             // growing conversation re-allocates (and re-prefills) only O(log n) times.
@@ -428,7 +462,13 @@ impl Pipeline {
                 Some(g) => g.sample(&mut sampler, &mut logits, &context_ids, cfg.temperature <= 0.0)?,
                 None => sampler.sample(&logits, &context_ids),
             };
-            let tok = cfg.probe.forced.get(step).copied().unwrap_or(sampled);
+            let mut tok = cfg.probe.forced.get(step).copied().unwrap_or(sampled);
+            if let (Some(b), Some(g)) = (&mut budget, &mut grammar) {
+                // Keep room to close the JSON: past this point the budget's tokens replace the model's.
+                if cfg.probe.forced.get(step).is_none() && !g.is_eog(tok) {
+                    tok = b.choose(tok, cfg.max_new_tokens - step - 1, &mut |t| g.allows(t));
+                }
+            }
             if (cfg.stop_at_eos && is_stop(tok)) || grammar.as_ref().is_some_and(|g| g.is_eog(tok)) {
                 stop = StopReason::EndOfAnswer;
                 break;
@@ -450,6 +490,9 @@ impl Pipeline {
             let pos = self.kv.len();
             logits.copy_from_slice(stepper.step(ctx, tok, pos)?);
             self.kv.push(Slot::Token(tok));
+        }
+        if stop != StopReason::Cancelled && budget.as_ref().is_some_and(|b| b.closing()) {
+            stop = StopReason::Length; // closed because of the budget: OpenAI `finish_reason: length`
         }
         let tail = stream.finish();
         if !tail.is_empty() {
@@ -479,4 +522,15 @@ impl Pipeline {
             history: new_history,
         })
     }
+}
+
+/// The error for a token budget below the smallest valid JSON answer.
+pub fn check_json_minimum((min, text): (usize, String), max_new_tokens: usize) -> Result<()> {
+    if min > max_new_tokens {
+        bail!(
+            "the JSON answer needs at least {min} tokens (its smallest valid value is {text}) but the token budget is \
+             {max_new_tokens}: raise max_tokens (-n/--max-new-tokens) to {min} or more"
+        );
+    }
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! `h2ovl batch`: one question (optionally JSON-template constrained) over a folder of images
 //! and PDFs, one JSON line per image or PDF page in a `.jsonl` file.
 //!
-//! Lines: `{"file", "text"|"json", "tiles", "ms"}` or `{"file", "error"}`; a PDF page's lines
+//! Lines: `{"file", "text"|"json", "tiles", "ms"}` (plus `"finish": "length"` when a JSON answer was
+//! closed early to fit `-n`) or `{"file", "error"}`; a PDF page's lines
 //! also carry `"page"` (1-based). The file is appended line by line (each line one write,
 //! flushed), so an interrupted run loses at most the line being written; a rerun repairs a torn
 //! last line and skips every image and every PDF page already listed (resumable per page).
@@ -226,9 +227,13 @@ impl Writer<'_> {
         let text = Value::String(o.answer.clone()).to_string();
         match (&job.constraint, OValue::parse(&o.answer)) {
             (None, _) => self.line(format!("{head},\"text\":{text}}}"), false),
-            (Some(_), Ok(j)) if o.stop != StopReason::Length => self.line(format!("{head},\"json\":{}}}", j.to_json()), false),
+            // Closed early by the token budget: still valid, flagged as cut.
+            (Some(_), Ok(j)) if o.stop == StopReason::Length => {
+                self.line(format!("{head},\"json\":{},\"finish\":\"length\"}}", j.to_json()), false)
+            }
+            (Some(_), Ok(j)) => self.line(format!("{head},\"json\":{}}}", j.to_json()), false),
             (Some(_), _) => {
-                let e = json!(format!("the JSON answer was cut off at {} tokens (raise -n)", cfg.max_new_tokens));
+                let e = json!(format!("the JSON answer does not parse ({} tokens; raise -n)", cfg.max_new_tokens));
                 self.line(format!("{head},\"error\":{e},\"text\":{text}}}"), true)
             }
         }
