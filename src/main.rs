@@ -57,6 +57,10 @@ fn main() {
         return;
     }
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Convert(_) | Command::Run(_) | Command::Batch(_)) {
+        // Ctrl-C becomes an error of the running step (cleaned up, one line, exit 130).
+        h2ovl_runtime::interrupt::install();
+    }
     let result = match cli.command {
         Command::Convert(a) => cli::convert::run(a),
         Command::Run(a) => cli::run::run(a),
@@ -70,6 +74,7 @@ fn main() {
     if let Err(e) = result {
         // One clear line (with its causes), non-zero exit, never a panic trace.
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        let interrupted = h2ovl_runtime::interrupt::requested();
+        std::process::exit(if interrupted { h2ovl_runtime::interrupt::EXIT_CODE } else { 1 });
     }
 }

@@ -10,6 +10,7 @@
 pub mod atomic;
 pub mod config;
 pub mod gguf;
+pub mod interrupt;
 pub mod job;
 pub mod llm;
 pub mod pipeline;

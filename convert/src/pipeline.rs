@@ -132,7 +132,11 @@ fn write_gguf(
     for j in jobs {
         pb.set_message(j.gguf_name.clone());
         w.begin_tensor(&j.gguf_name)?;
-        j.produce_pieces(ck, &mut |b| w.write_tensor_bytes(b))?;
+        // Ctrl-C is polled per piece (a few MB): the error unwinds and the `*.partial` file is removed.
+        j.produce_pieces(ck, &mut |b| {
+            crate::interrupt::check()?;
+            w.write_tensor_bytes(b)
+        })?;
         w.end_tensor()?;
         pb.inc(1);
     }

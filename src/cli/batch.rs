@@ -40,7 +40,9 @@ pub struct BatchArgs {
 }
 
 pub fn run(a: BatchArgs) -> Result<()> {
-    let cfg = a.sampling.config()?;
+    let mut cfg = a.sampling.config()?;
+    // Ctrl-C stops the answer being generated (not written) and the run, with a resumable file.
+    cfg.cancel = Some(h2ovl_runtime::interrupt::flag());
     let mut prompt = unescape(&a.prompt);
     let constraint = match &a.json_template {
         None => None,

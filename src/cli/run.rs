@@ -249,6 +249,7 @@ pub fn timings_line(o: &ChatOutput) -> String {
 
 pub fn run(a: RunArgs) -> Result<()> {
     let mut cfg = a.sampling.config()?;
+    cfg.cancel = Some(h2ovl_runtime::interrupt::flag());
     cfg.probe = Probe { step_logits: a.dump_logits.is_some(), ..Default::default() };
     if a.pdf.pages.is_some() && !a.images.iter().any(|p| h2ovl_runtime::pdf::is_pdf_file(p).unwrap_or(false)) {
         anyhow::bail!("--pages selects pages of a PDF, but no --image is a PDF");
@@ -266,6 +267,13 @@ pub fn run(a: RunArgs) -> Result<()> {
             let _ = o.flush();
         }
     })?;
+    if out.stop == h2ovl_runtime::llm::StopReason::Cancelled {
+        // Ctrl-C: the streamed text so far stays on stdout; nothing else is printed or written.
+        if !json {
+            println!();
+        }
+        anyhow::bail!(h2ovl_runtime::interrupt::MESSAGE);
+    }
     if json {
         let t = &out.timings;
         let v = serde_json::json!({

@@ -64,6 +64,10 @@ pub fn list_inputs(input: &str) -> Result<Vec<PathBuf>> {
 pub fn done_files(out: &Path) -> Result<HashSet<DoneKey>> {
     let mut done = HashSet::new();
     let Ok(f) = File::open(out) else { return Ok(done) };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        // A device or pipe (/dev/full, a FIFO) has no earlier results, and reading it may never end.
+        return Ok(done);
+    }
     let mut good_len = 0u64;
     let mut r = BufReader::new(f);
     let mut line = String::new();
@@ -126,6 +130,7 @@ pub fn run_batch(pipe: &mut Pipeline, files: &[PathBuf], job: &BatchJob, progres
     let mut cfg = job.cfg.clone();
     cfg.constraint = job.constraint.clone();
     for (i, f) in files.iter().enumerate() {
+        interrupted(&w.sum)?;
         let name = f.to_string_lossy().into_owned();
         if done.contains(&(name.clone(), None)) {
             w.sum.skipped += 1;
@@ -166,6 +171,7 @@ fn run_pdf(pipe: &mut Pipeline, f: &Path, name: &str, job: &BatchJob, cfg: &Gene
             w.sum.skipped += 1;
             continue;
         }
+        interrupted(&w.sum)?;
         if p > n {
             w.error(name, Some(p), &format!("page {p} is out of range: the PDF has {n} page(s)"))?;
             continue;
@@ -181,6 +187,14 @@ fn run_pdf(pipe: &mut Pipeline, f: &Path, name: &str, job: &BatchJob, cfg: &Gene
             Err(e) => Err(anyhow::anyhow!("{e}")),
         };
         w.result(name, Some(p), r, job, cfg, t)?;
+    }
+    Ok(())
+}
+
+/// Ctrl-C between two images: the lines written so far stay, a rerun resumes after them.
+fn interrupted(sum: &BatchSummary) -> Result<()> {
+    if crate::interrupt::requested() {
+        bail!("{} after {} result line(s) in this run; rerun the same command to resume", crate::interrupt::MESSAGE, sum.processed);
     }
     Ok(())
 }
@@ -222,6 +236,11 @@ impl Writer<'_> {
             Ok(o) => o,
             Err(e) => return self.error(name, page, &format!("{e:#}")),
         };
+        if o.stop == StopReason::Cancelled {
+            // A cut answer is not a result: no line, so a rerun asks again.
+            interrupted(&self.sum)?;
+            bail!("the answer for {name} was cancelled");
+        }
         let ms = (t.elapsed().as_secs_f64() * 1e4).round() / 10.0;
         let head = format!("{},\"tiles\":{},\"ms\":{ms}", Self::head(name, page), json!(o.image_tiles));
         let text = Value::String(o.answer.clone()).to_string();
