@@ -97,3 +97,63 @@ pub fn files_in(dir: &Path) -> Vec<String> {
         Err(_) => Vec::new(),
     }
 }
+
+/// One HTTP/1.1 exchange on a fresh loopback connection (`Connection: close`).
+pub struct Http {
+    /// 0 when no status line came back.
+    pub status: u16,
+    /// Lower-cased header block.
+    pub head: String,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl Http {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends `method path` with `body` (and `extra` header lines, each ending in `\r\n`), reads the
+/// whole answer (up to `timeout`). Write errors after the head are ignored: a server may answer
+/// (413) before reading an oversized body.
+pub fn http(addr: std::net::SocketAddr, method: &str, path: &str, extra: &str, body: &[u8], timeout: std::time::Duration) -> std::io::Result<Http> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    Ok(parse_response(&out))
+}
+
+/// Status, head and de-chunked body of a raw HTTP/1.1 response.
+pub fn parse_response(raw: &[u8]) -> Http {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n");
+    let (head, rest) = match split {
+        Some(i) => (String::from_utf8_lossy(&raw[..i]).to_ascii_lowercase(), &raw[i + 4..]),
+        None => (String::from_utf8_lossy(raw).to_ascii_lowercase(), &raw[raw.len()..]),
+    };
+    let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = if head.contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_vec() };
+    Http { status, head, body }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&b[..eol]).ok().and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok());
+        let Some(n) = size.filter(|&n| n > 0) else { break };
+        let start = eol + 2;
+        let end = (start + n).min(b.len());
+        out.extend_from_slice(&b[start..end]);
+        b = b.get(end + 2..).unwrap_or(&[]);
+    }
+    out
+}

@@ -1,6 +1,6 @@
 //! `h2ovl serve`: an OpenAI-compatible HTTP server (axum on tokio) over one [`Pipeline`].
 //!
-//! - `GET /health`, `GET /v1/models`, `POST /v1/chat/completions` (OpenAI message format,
+//! - `GET /health` (with `jobs`: queued + running), `GET /v1/models`, `POST /v1/chat/completions` (OpenAI message format,
 //!   `stream: true` → SSE chunks ending with `data: [DONE]`; the last choice chunk and the
 //!   non-streaming response carry llama-server-style `timings`).
 //! - [`props`]: `GET /props`, what the model and this build are (feeds the web page).
@@ -120,7 +120,7 @@ pub fn router(pipeline: Pipeline, opts: ServeOptions) -> Router {
     if with_page {
         r = webui::routes(r);
     }
-    r.route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+    r.route("/health", get(health))
         .route("/props", get(get_props))
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
@@ -152,6 +152,12 @@ pub fn run_blocking(addr: SocketAddr, pipeline: Pipeline, opts: ServeOptions) ->
             .await
             .context("HTTP server failed")
     })
+}
+
+/// Liveness, plus the jobs queued or running (`jobs`: 0 when idle), so a load test or a
+/// balancer can see the queue drain.
+async fn health(State(s): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({"status": "ok", "jobs": s.worker.in_flight()}))
 }
 
 fn check_key(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {

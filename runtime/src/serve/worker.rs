@@ -3,7 +3,7 @@
 //! The queue is a bounded channel: when it is full the handler answers 503 at once instead of
 //! letting requests pile up. Each job streams [`Event`]s back; when the receiving side is gone
 //! (client disconnected) the job's cancel flag is raised and generation stops at the next token.
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
@@ -41,6 +41,17 @@ pub struct Queued {
 #[derive(Clone)]
 pub struct Worker {
     tx: SyncSender<Queued>,
+    /// Jobs queued or running (`/health` reports it: 0 once a burst has drained).
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a job out of [`Worker::in_flight`] however its iteration ends.
+struct Finished<'a>(&'a AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Why a job was not queued.
@@ -53,23 +64,35 @@ impl Worker {
     /// Start the model thread with room for `queue` waiting jobs.
     pub fn start(pipeline: Pipeline, queue: usize) -> Worker {
         let (tx, rx) = sync_channel(queue);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let count = in_flight.clone();
         std::thread::Builder::new()
             .name("h2ovl-model".into())
-            .spawn(move || run(pipeline, rx))
+            .spawn(move || run(pipeline, rx, &count))
             .expect("spawning the model thread");
-        Worker { tx }
+        Worker { tx, in_flight }
     }
 
     pub fn submit(&self, q: Queued) -> Result<(), Rejected> {
-        self.tx.try_send(q).map_err(|e| match e {
-            TrySendError::Full(_) => Rejected::Full,
-            TrySendError::Disconnected(_) => Rejected::Gone,
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.tx.try_send(q).map_err(|e| {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            match e {
+                TrySendError::Full(_) => Rejected::Full,
+                TrySendError::Disconnected(_) => Rejected::Gone,
+            }
         })
+    }
+
+    /// Jobs waiting in the queue plus the one running.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 }
 
-fn run(mut pipe: Pipeline, rx: Receiver<Queued>) {
+fn run(mut pipe: Pipeline, rx: Receiver<Queued>, in_flight: &AtomicUsize) {
     while let Ok(Queued { job, events }) = rx.recv() {
+        let _done = Finished(in_flight);
         if events.is_closed() {
             continue; // the client left while the job was queued
         }
