@@ -133,7 +133,7 @@ fn check_sse(b: &[u8]) -> Result<(), String> {
 /// One request; (status, problem if the answer was not what this kind allows).
 fn one(addr: SocketAddr, kind: Kind, k: usize, img: &str) -> (u16, Option<String>) {
     let b = body(kind, k, img);
-    let timeout = Duration::from_secs(600);
+    let timeout = Duration::from_secs(120);
     if kind == Kind::StreamDisconnect {
         // Read the head and the first chunk, then hang up mid-stream.
         let mut s = match std::net::TcpStream::connect(addr) {
@@ -141,7 +141,11 @@ fn one(addr: SocketAddr, kind: Kind, k: usize, img: &str) -> (u16, Option<String
             Err(e) => return (0, Some(format!("connect: {e}"))),
         };
         s.set_read_timeout(Some(timeout)).unwrap();
-        let head = format!("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", b.len());
+        // `Connection: close`: a 503 answer then ends with the connection instead of keeping it open.
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            b.len()
+        );
         if let Err(e) = s.write_all(head.as_bytes()).and_then(|_| s.write_all(&b)) {
             return (0, Some(format!("write: {e}")));
         }
@@ -156,7 +160,7 @@ fn one(addr: SocketAddr, kind: Kind, k: usize, img: &str) -> (u16, Option<String
         let r = parse_response(&got);
         return match r.status {
             200 if String::from_utf8_lossy(&got).contains("data: ") => (200, None),
-            503 => (503, None), // the body may not be complete yet: the status is what matters here
+            503 => (503, check_error_body(&r.body).err()),
             st => (st, Some(format!("disconnect stream: {}", String::from_utf8_lossy(&got)))),
         };
     }
@@ -183,6 +187,21 @@ fn one(addr: SocketAddr, kind: Kind, k: usize, img: &str) -> (u16, Option<String
     (r.status, problem.map(|p| format!("{kind:?} -> {}: {p}: {}", r.status, r.text().chars().take(300).collect::<String>())))
 }
 
+/// Polls `/health` until it reports no job queued or running (up to 60 s); the last `jobs` value.
+fn wait_idle(addr: SocketAddr) -> Value {
+    let t = Instant::now();
+    let mut jobs = Value::Null;
+    while t.elapsed() < Duration::from_secs(60) {
+        let r = http(addr, "GET", "/health", "", b"", Duration::from_secs(10)).expect("/health");
+        jobs = serde_json::from_slice::<Value>(&r.body).unwrap_or_default()["jobs"].clone();
+        if jobs == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    jobs
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -198,11 +217,26 @@ fn soak_mixed_load_on_the_real_server() {
     let pid = server.id();
     let img = Arc::new(image_url());
 
-    // Warm-up: every kind once, sequentially (first allocations, KV cache, image path).
+    std::thread::sleep(Duration::from_millis(200));
+    let t_start = Instant::now();
+    let rss_start = rss_kb(pid);
+    // Warm-up: every kind once sequentially (first allocations, KV cache, image path), then one
+    // concurrent round of C clients × every kind (connection buffers and allocator arenas at
+    // their concurrent peak), so that growth after it would be a leak, not the first burst.
     for (k, &kind) in KINDS.iter().enumerate() {
         let (st, problem) = one(addr, kind, k, &img);
         assert!(problem.is_none(), "warm-up {kind:?}: {st} {problem:?}");
     }
+    let warm: Vec<_> = (0..clients)
+        .map(|c| {
+            let img = img.clone();
+            std::thread::spawn(move || KINDS.iter().map(|&kind| one(addr, kind, 100_000 + c, &img).1).find(Option::is_some).flatten())
+        })
+        .collect();
+    for t in warm {
+        assert_eq!(t.join().unwrap(), None, "warm-up round");
+    }
+    wait_idle(addr);
     std::thread::sleep(Duration::from_millis(500));
     let rss_warm = rss_kb(pid);
 
@@ -227,6 +261,7 @@ fn soak_mixed_load_on_the_real_server() {
 
     let results: Arc<Mutex<Vec<(Kind, u16, Duration, Option<String>)>>> = Arc::default();
     let t0 = Instant::now();
+    println!("warm-up ({} sequential + {clients}x{} concurrent requests) took {:.1} s", KINDS.len(), KINDS.len(), t_start.elapsed().as_secs_f64());
     let threads: Vec<_> = (0..clients)
         .map(|c| {
             let (img, results) = (img.clone(), results.clone());
@@ -248,15 +283,7 @@ fn soak_mixed_load_on_the_real_server() {
 
     // The queue drains: /health reports no job left.
     let t = Instant::now();
-    let mut jobs = Value::Null;
-    while t.elapsed() < Duration::from_secs(60) {
-        let r = http(addr, "GET", "/health", "", b"", Duration::from_secs(10)).expect("health after the load");
-        jobs = serde_json::from_slice::<Value>(&r.body).unwrap_or_default()["jobs"].clone();
-        if jobs == 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let jobs = wait_idle(addr);
     let drain = t.elapsed();
     stop.store(true, Ordering::Relaxed);
     let (health_ok, health_bad, health_worst) = health.join().unwrap();
@@ -277,6 +304,17 @@ fn soak_mixed_load_on_the_real_server() {
     }
     let mut lat: Vec<Duration> = results.iter().map(|r| r.2).collect();
     lat.sort();
+    let ms = |d: Duration| (d.as_secs_f64() * 1e3).round() as u64;
+    for kind in KINDS {
+        for ok in [true, false] {
+            let mut l: Vec<Duration> = results.iter().filter(|r| r.0 == kind && (r.1 == 200) == ok).map(|r| r.2).collect();
+            l.sort();
+            if !l.is_empty() {
+                let what = if ok { "200" } else { "other" };
+                println!("  {kind:?} {what}: {} requests, p50 {} ms, p99 {} ms", l.len(), ms(percentile(&l, 0.5)), ms(percentile(&l, 0.99)));
+            }
+        }
+    }
     println!(
         "soak {clients}x{per_client}: {} requests in {:.1} s; status {hist:?}; per kind {per_kind:?}; latency p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         results.len(),
@@ -286,7 +324,7 @@ fn soak_mixed_load_on_the_real_server() {
         lat.last().unwrap().as_secs_f64() * 1e3
     );
     println!(
-        "server VmRSS {rss_warm} kB after warm-up, {rss_after} kB after the load ({:.3}x); /health {health_ok} polls ok, {} failed, slowest {:.0} ms; jobs {jobs} {:.2} s after the last client; server alive {alive}",
+        "server VmRSS {rss_start} kB at start, {rss_warm} kB after warm-up, {rss_after} kB after the load ({:.3}x); /health {health_ok} polls ok, {} failed, slowest {:.0} ms; jobs {jobs} {:.2} s after the last client; server alive {alive}",
         rss_after as f64 / rss_warm as f64,
         health_bad.len(),
         health_worst.as_secs_f64() * 1e3,

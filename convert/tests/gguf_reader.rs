@@ -108,3 +108,64 @@ fn corrupt_files_are_refused() {
     let e = open_err(&bad);
     assert!(e.contains("t.f32") && e.contains("unsupported ggml tensor type 99"), "{e}");
 }
+
+/// `sample()` with one more metadata pair (written before the tensors).
+fn sample_with_kv(key: &str, v: GgufValue) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut w = GgufWriter::new(&mut buf);
+    w.add_kv(key, v).unwrap();
+    w.add_tensor(PlannedTensor { name: "t.f32".into(), ty: GgmlType::F32, ne: vec![3, 2] }).unwrap();
+    w.add_tensor(PlannedTensor { name: "t.q8".into(), ty: GgmlType::Q8_0, ne: vec![32, 1] }).unwrap();
+    w.write_header().unwrap();
+    w.write_tensor_data("t.f32", &[0; 24]).unwrap();
+    w.write_tensor_data("t.q8", &[1; 34]).unwrap();
+    w.finish().unwrap();
+    buf
+}
+
+#[test]
+fn bad_alignment_offsets_dims_and_tensor_counts_are_refused() {
+    // general.alignment must be a non-zero power of two (u32).
+    for bad in [GgufValue::U32(0), GgufValue::U32(24), GgufValue::String("32".into())] {
+        let e = open_err(&sample_with_kv("general.alignment", bad));
+        assert!(e.contains("general.alignment must be a non-zero power-of-two u32"), "{e}");
+    }
+    let good = sample_with_kv("x", GgufValue::U8(0));
+    let pos = good.windows(4).position(|w| w == b"t.q8").unwrap();
+    // t.q8's info: name, n_dims (u32), ne[0..2] (u64), type (u32), offset (u64).
+    let off_at = pos + 4 + 4 + 2 * 8 + 4;
+    let mut bad = good.clone();
+    bad[off_at..off_at + 8].copy_from_slice(&33u64.to_le_bytes());
+    let e = open_err(&bad);
+    assert!(e.contains("t.q8: offset 33 is not aligned to 32"), "{e}");
+    let mut bad = good.clone();
+    bad[off_at..off_at + 8].copy_from_slice(&(u64::MAX - 31).to_le_bytes());
+    let e = open_err(&bad);
+    assert!(e.contains("t.q8") && e.contains("not within the file"), "{e}");
+    // A dimension count of 0 or above ggml's 4.
+    for dims in [0u32, 5] {
+        let mut bad = good.clone();
+        bad[pos + 4..pos + 8].copy_from_slice(&dims.to_le_bytes());
+        let e = open_err(&bad);
+        assert!(e.contains(&format!("t.q8: {dims} dims")), "{e}");
+    }
+    // A Q8_0 row that is not a whole number of 32-value blocks.
+    let mut bad = good.clone();
+    bad[pos + 8..pos + 16].copy_from_slice(&31u64.to_le_bytes());
+    let e = open_err(&bad);
+    assert!(e.contains("t.q8") && e.contains("not a whole number of"), "{e}");
+    // More tensors announced than the file could hold.
+    let mut bad = good.clone();
+    bad[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(open_err(&bad).contains("exceed"));
+    // Two metadata keys with the same name (the second renamed in place to the first).
+    let mut buf = Vec::new();
+    let mut w = GgufWriter::new(&mut buf);
+    w.add_kv("key.a", GgufValue::U8(1)).unwrap();
+    w.add_kv("key.b", GgufValue::U8(2)).unwrap();
+    w.write_header().unwrap();
+    w.finish().unwrap();
+    let b = buf.windows(5).position(|w| w == b"key.b").unwrap();
+    buf[b + 4] = b'a';
+    assert!(open_err(&buf).contains("duplicate key key.a"));
+}

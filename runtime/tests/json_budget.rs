@@ -14,7 +14,7 @@ use std::time::Duration;
 use h2ovl_runtime::json::template::{find_template, matches_template};
 use h2ovl_runtime::json::{Constraint, Limits};
 use h2ovl_runtime::llm::{GenerationConfig, History, KvType, Pipeline, PipelineOptions, StopReason};
-use h2ovl_runtime::serve::{serve, ServeOptions};
+use h2ovl_runtime::serve::ServeOptions;
 use serde_json::{json, Value};
 
 const MAX_BUDGET: usize = 64;
@@ -89,19 +89,9 @@ fn every_budget_from_the_minimum_to_64_gives_valid_json() {
     }
 }
 
-/// A server on its own thread + tokio runtime, for this test process.
-fn start_server() -> SocketAddr {
-    let pipe = pipeline();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            tx.send(l.local_addr().expect("addr")).expect("send addr");
-            serve(l, pipe, ServeOptions::default()).await.expect("serve");
-        })
-    });
-    rx.recv_timeout(Duration::from_secs(60)).expect("server started")
+/// A server for this test (common::start_server on the tiny LLM without vision).
+fn budget_server() -> SocketAddr {
+    start_server(pipeline(), ServeOptions::default())
 }
 
 /// POST a chat completion (blocking, `Connection: close`); (status, body as JSON).
@@ -129,7 +119,7 @@ fn body(prompt: &str, max: usize, response_format: &str) -> String {
 
 #[test]
 fn server_json_schema_and_templates_within_every_budget() {
-    let addr = start_server();
+    let addr = budget_server();
     let mut p = pipeline();
     type Check = Box<dyn Fn(&Value) -> bool>;
     let mut requests: Vec<(String, String, String, Check, usize)> = Vec::new();

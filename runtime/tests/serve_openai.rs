@@ -16,7 +16,7 @@ use async_openai::types::chat::CreateChatCompletionRequest;
 use async_openai::Client;
 use base64::Engine as _;
 use h2ovl_runtime::llm::{GenerationConfig, History, KvType, Pipeline, PipelineOptions};
-use h2ovl_runtime::serve::{serve, ServeOptions};
+use h2ovl_runtime::serve::ServeOptions;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt as _;
@@ -33,16 +33,7 @@ fn pipeline() -> Pipeline {
 /// A server on its own thread + tokio runtime (lives for the whole test process).
 fn start(opts: ServeOptions) -> SocketAddr {
     let pipe = pipeline();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            tx.send(l.local_addr().expect("addr")).expect("send addr");
-            serve(l, pipe, opts).await.expect("serve");
-        })
-    });
-    rx.recv_timeout(Duration::from_secs(60)).expect("server started")
+    start_server(pipe, opts)
 }
 
 fn image_dir() -> PathBuf {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use h2ovl_runtime::llm::{GenerationConfig, History, ImageInput, KvType, Pipeline, PipelineOptions};
 use h2ovl_runtime::pdf::{render_pages, PdfOptions, TilingHint};
-use h2ovl_runtime::serve::{serve, ServeOptions};
+use h2ovl_runtime::serve::ServeOptions;
 use serde_json::{json, Value};
 
 fn pipeline() -> Pipeline {
@@ -23,16 +23,7 @@ fn pipeline() -> Pipeline {
 
 fn start() -> SocketAddr {
     let pipe = pipeline();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            tx.send(l.local_addr().expect("addr")).expect("send addr");
-            serve(l, pipe, ServeOptions::default()).await.expect("serve");
-        })
-    });
-    rx.recv_timeout(Duration::from_secs(120)).expect("server started")
+    start_server(pipe, ServeOptions::default())
 }
 
 fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {

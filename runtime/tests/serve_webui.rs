@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use h2ovl_runtime::llm::{GenerationConfig, KvType, Pipeline, PipelineOptions};
-use h2ovl_runtime::serve::{serve, ServeOptions};
+use h2ovl_runtime::serve::ServeOptions;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -20,16 +20,7 @@ const KEY: &str = "webui-key";
 fn start(opts: ServeOptions) -> SocketAddr {
     let o = PipelineOptions { threads: 1, kv_type: KvType::F32, flash_attn: Some(false), ..Default::default() };
     let pipe = Pipeline::load(&tiny_f32().llm, Some(&tiny_f32().vision), o).expect("loading the tiny model");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            tx.send(l.local_addr().expect("addr")).expect("send addr");
-            serve(l, pipe, opts).await.expect("serve");
-        })
-    });
-    rx.recv_timeout(Duration::from_secs(60)).expect("server started")
+    start_server(pipe, opts)
 }
 
 fn server() -> SocketAddr {

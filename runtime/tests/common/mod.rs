@@ -1,10 +1,13 @@
-//! Shared by the runtime's integration tests: where the golden fixtures are, and the tiny golden
-//! checkpoint converted (F32 LLM + F32 vision) once per test process.
+//! Shared by the runtime's integration tests: where the golden fixtures are, the tiny golden
+//! checkpoint converted (F32 LLM + F32 vision) once per test process, and an in-process
+//! `h2ovl serve` on an ephemeral loopback port.
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use h2ovl_convert::{ConvertOptions, ConvertOutput, LlmQuant, VisionQuant};
+use h2ovl_runtime::llm::Pipeline;
+use h2ovl_runtime::serve::{serve, ServeOptions};
 
 pub fn golden() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../quant-tests/fixtures/golden")
@@ -35,4 +38,19 @@ pub fn convert_f32(name: &str, outdir: &Path) -> ConvertOutput {
 /// The LLM GGUF of [`tiny_f32`].
 pub fn tiny_llm() -> &'static Path {
     &tiny_f32().llm
+}
+
+/// Serves `pipe` with `opts` on 127.0.0.1 (ephemeral port) from its own thread and tokio runtime,
+/// for the rest of the test process; returns the address once it is listening.
+pub fn start_server(pipe: Pipeline, opts: ServeOptions) -> std::net::SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            tx.send(l.local_addr().expect("addr")).expect("send addr");
+            serve(l, pipe, opts).await.expect("serve");
+        })
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(120)).expect("server started")
 }
