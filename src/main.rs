@@ -28,6 +28,9 @@ enum Command {
     Batch(cli::batch::BatchArgs),
     /// Benchmarks: vision encoder vs FMA peak, LLM vs bare llama.cpp, conversion time and peak RSS.
     Bench(cli::bench::BenchArgs),
+    /// Which quantization? Compare presets against a reference pair on your own images and prompts
+    /// (KL, top-1, embeddings, JSON fields, speed, memory): table, report.json, report.html.
+    Eval(cli::eval::EvalArgs),
     /// Write a synthetic H2OVL checkpoint (random weights, real HF layout) for demos and benchmarks.
     GenModel(cli::gen_model::GenModelArgs),
 }
@@ -57,7 +60,7 @@ fn main() {
         return;
     }
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Convert(_) | Command::Run(_) | Command::Batch(_)) {
+    if matches!(cli.command, Command::Convert(_) | Command::Run(_) | Command::Batch(_) | Command::Eval(_)) {
         // Ctrl-C becomes an error of the running step (cleaned up, one line, exit 130).
         h2ovl_runtime::interrupt::install();
     }
@@ -70,6 +73,7 @@ fn main() {
         Command::Serve(a) => cli::serve::run(a),
         Command::Batch(a) => cli::batch::run(a),
         Command::Bench(a) => cli::bench::run(a),
+        Command::Eval(a) => cli::eval::run(a),
     };
     if let Err(e) = result {
         // One clear line (with its causes), non-zero exit, never a panic trace.

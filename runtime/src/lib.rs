@@ -4,6 +4,7 @@
 //! -> [`llm`] (prompt, embedding injection and generation through llama.cpp).
 //! [`pdf`] turns PDF pages into images in front of that.
 pub mod bench;
+pub mod eval;
 pub mod interrupt;
 pub mod json;
 pub mod llm;

@@ -9,3 +9,4 @@ pub mod serve;
 pub mod batch;
 pub mod bench;
 pub mod bench_cpu;
+pub mod eval;

@@ -351,8 +351,20 @@ impl Pipeline {
         // 2. Prompt.
         let rendered = render(history.turns.iter().map(|t| (t.question.as_str(), t.answer.as_str())), &question_ph);
         let model = self.model.clone();
-        let prompt = tokenize_prompt(&rendered, &keys, |s| model.tokenize(s, true))?;
+        let mut prompt = tokenize_prompt(&rendered, &keys, |s| model.tokenize(s, true))?;
         let tiles_total: usize = keys.iter().map(|k| k.1).sum();
+        // 2b. Teacher forcing: the forced tokens follow the prompt (all but the last, whose
+        // successor is not asked for) and every position from the last prompt one keeps its logits.
+        let base_len = prompt.len();
+        let teacher = &cfg.probe.teacher;
+        let mut want = cfg.probe.prompt_positions.clone();
+        if !teacher.is_empty() {
+            for &t in &teacher[..teacher.len() - 1] {
+                prompt.ids.push(t);
+                prompt.slots.push(Slot::Token(t));
+            }
+            want = (base_len - 1..base_len - 1 + teacher.len()).collect();
+        }
 
         // 3. Context size, checked before encoding anything.
         let needed = prompt.len() + cfg.max_new_tokens;
@@ -421,6 +433,10 @@ impl Pipeline {
         if keep == prompt.len() {
             keep -= 1; // recompute the last position: its logits start generation
         }
+        if !teacher.is_empty() {
+            // Every forced position is recomputed in one batch, even if the KV cache holds it.
+            keep = keep.min(base_len - 1);
+        }
         ctx.truncate_kv(keep)?;
         self.kv.truncate(keep);
         let t = Instant::now();
@@ -433,7 +449,7 @@ impl Pipeline {
                 let r = row as usize * n_embd;
                 cache.get(&key).and_then(|c| c.rows.get(r..r + n_embd))
             },
-            &cfg.probe.prompt_positions,
+            &want,
         )?;
         self.kv.extend_from_slice(&prompt.slots[keep..]);
         timings.prefill_s = t.elapsed().as_secs_f64();
@@ -521,6 +537,25 @@ impl Pipeline {
             prompt_logits: pre.at,
             history: new_history,
         })
+    }
+}
+
+impl Pipeline {
+    /// Teacher forcing: the logits that predict each token of `answer` after `question` about
+    /// `images` (row k predicts `answer[k]` from the prompt and `answer[..k]`), computed in one
+    /// prefill. `h2ovl eval` compares two model pairs position by position along one answer.
+    pub fn teacher_force(&mut self, images: &[ImageInput], question: &str, answer: &[Token]) -> Result<Vec<Vec<f32>>> {
+        if answer.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cfg = GenerationConfig { max_new_tokens: 0, ..Default::default() };
+        cfg.probe.teacher = answer.to_vec();
+        let out = self.chat_stream(images, question, &cfg, &History::new(), &mut |_| {})?;
+        let rows: Vec<Vec<f32>> = out.prompt_logits.into_iter().map(|(_, l)| l).collect();
+        if rows.len() != answer.len() {
+            bail!("teacher forcing returned {} logit rows for {} tokens", rows.len(), answer.len());
+        }
+        Ok(rows)
     }
 }
 
