@@ -47,7 +47,8 @@ pub struct EvalArgs {
     /// Question asked about every image (repeat for several). `\n` escapes are expanded.
     #[arg(short = 'p', long = "prompt", required = true)]
     pub prompts: Vec<String>,
-    /// Constrain every answer to the JSON template in its prompt and compare the answers field by field.
+    /// Constrain the answers of the prompts that contain a JSON template (e.g. `{"total": "", "date": ""}`)
+    /// to it, and compare those answers with the reference's field by field.
     #[arg(long = "json-template")]
     pub json_template: bool,
     /// Longest answer, in tokens.
@@ -258,9 +259,14 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if prompts.iter().any(|p| p.trim().is_empty()) {
         bail!("a --prompt is empty");
     }
+    // --json-template constrains the prompts that carry a template; at least one must.
     let mut constraints = Vec::new();
     for p in &prompts {
-        constraints.push(if a.json_template { Some(Constraint::from_prompt_template(p, &Limits::default()).with_context(|| format!("--prompt {p:?}"))?) } else { None });
+        let has = a.json_template && h2ovl_runtime::json::template::find_template(p).is_some();
+        constraints.push(if has { Some(Constraint::from_prompt_template(p, &Limits::default()).with_context(|| format!("--prompt {p:?}"))?) } else { None });
+    }
+    if a.json_template && constraints.iter().all(Option::is_none) {
+        Constraint::from_prompt_template(&prompts[0], &Limits::default()).map(|_| ())?;
     }
     if a.out.is_file() {
         bail!("--out {} is a file; give a folder", a.out.display());

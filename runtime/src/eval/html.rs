@@ -25,7 +25,7 @@ pub fn esc(s: &str) -> String {
 const W: f64 = 720.0;
 const LABEL_W: f64 = 170.0;
 const BAR_H: f64 = 22.0;
-const COLORS: [&str; 6] = ["#3366aa", "#cc6633", "#339966", "#aa3377", "#997700", "#556677"];
+const COLORS: [&str; 10] = ["#3366aa", "#cc6633", "#339966", "#aa3377", "#997700", "#556677", "#dd4444", "#44aacc", "#888833", "#7755bb"];
 
 /// Horizontal bars, one per pair, scaled to `max`; `None` values draw no bar ("n/a").
 fn bar_chart(title: &str, id: &str, bars: &[(String, Option<f64>)], max: f64, fmt: &dyn Fn(f64) -> String) -> String {
@@ -63,42 +63,64 @@ fn bar_chart(title: &str, id: &str, bars: &[(String, Option<f64>)], max: f64, fm
     s
 }
 
-/// Size (x) against mean KL (y), marker area proportional to decode speed.
+/// Size (x) against mean KL (y), marker area proportional to decode speed. Points carry a
+/// number and the legend beside the plot names them (labels beside close points would overlap).
 fn scatter(summaries: &[Summary]) -> String {
-    let (h, left, right, top, bottom) = (420.0, 70.0, 200.0, 40.0, 50.0);
+    let (w, left, right, top, bottom) = (900.0, 70.0, 360.0, 40.0, 50.0);
     let pts: Vec<(&Summary, f64, f64)> =
         summaries.iter().filter_map(|s| Some((s, s.size_bytes as f64 / 1e6, s.kl_mean?))).collect();
+    let h = (top + bottom + 300.0f64).max(top + 20.0 + pts.len() as f64 * 18.0);
     let xmax = pts.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.1;
     let ymax = pts.iter().map(|p| p.2).fold(0.0, f64::max).max(1e-12) * 1.15;
     let vmax = pts.iter().filter_map(|p| p.0.decode_tok_s).fold(0.0, f64::max);
-    let (pw, ph) = (W - left - right, h - top - bottom);
+    let (pw, ph) = (w - left - right, h - top - bottom);
     let title = "Size vs fidelity vs speed (marker area: decode tok/s)";
     let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" id="size-speed-fidelity" width="{W}" height="{h}" viewBox="0 0 {W} {h}" role="img" aria-label="{t}"><title>{t}</title><text x="10" y="22" class="t">{t}</text>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" id="size-speed-fidelity" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{t}"><title>{t}</title><text x="10" y="22" class="t">{t}</text>"#,
         t = esc(title)
     );
     s.push_str(&format!(
-        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/><text x="{cx}" y="{by}" text-anchor="middle">model files, MB (LLM + mmproj): 0 to {xm:.0}</text><text x="14" y="{cy}" transform="rotate(-90 14 {cy})" text-anchor="middle">mean KL, 0 to {ym}</text>"##,
+        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/><text x="{cx}" y="{by}" text-anchor="middle">model files, MB (LLM + mmproj)</text><text x="14" y="{cy}" transform="rotate(-90 14 {cy})" text-anchor="middle">mean KL vs the reference</text>"##,
         cx = left + pw / 2.0,
-        by = h - 14.0,
-        xm = xmax,
+        by = h - 10.0,
         cy = top + ph / 2.0,
-        ym = esc(&fmt_kl(ymax))
     ));
+    for k in 0..=4 {
+        let f = k as f64 / 4.0;
+        let (x, y) = (left + f * pw, top + ph - f * ph);
+        s.push_str(&format!(
+            r##"<line x1="{x:.1}" y1="{y0}" x2="{x:.1}" y2="{y1}" stroke="#888"/><text x="{x:.1}" y="{ty}" text-anchor="middle">{xl:.1}</text><line x1="{x0}" y1="{y:.1}" x2="{left}" y2="{y:.1}" stroke="#888"/><text x="{lx}" y="{yt:.1}" text-anchor="end">{yl}</text>"##,
+            y0 = top + ph,
+            y1 = top + ph + 5.0,
+            ty = top + ph + 18.0,
+            xl = f * xmax,
+            x0 = left - 5.0,
+            lx = left - 8.0,
+            yt = y + 4.0,
+            yl = esc(&fmt_kl(f * ymax))
+        ));
+    }
     for (i, (sm, x, y)) in pts.iter().enumerate() {
         let px = left + x / xmax * pw;
         let py = top + ph - y / ymax * ph;
         let r = match sm.decode_tok_s {
-            Some(v) if vmax > 0.0 => 4.0 + 14.0 * (v / vmax).sqrt(),
+            Some(v) if vmax > 0.0 => 4.0 + 12.0 * (v / vmax).sqrt(),
             _ => 4.0,
         };
-        let speed = sm.decode_tok_s.map_or("n/a".to_string(), |v| format!("{v:.1} tok/s"));
+        let c = COLORS[i % COLORS.len()];
         s.push_str(&format!(
-            r#"<circle cx="{px:.1}" cy="{py:.1}" r="{r:.1}" fill="{c}" fill-opacity="0.6" stroke="{c}"/><text x="{tx:.1}" y="{ty:.1}">{l}</text>"#,
-            c = COLORS[i % COLORS.len()],
-            tx = px + r + 4.0,
+            r#"<circle cx="{px:.1}" cy="{py:.1}" r="{r:.1}" fill="{c}" fill-opacity="0.55" stroke="{c}"/><text x="{px:.1}" y="{ty:.1}" text-anchor="middle" class="n">{n}</text>"#,
             ty = py + 4.0,
-            l = esc(&format!("{} ({}, KL {})", sm.name, speed, fmt_kl(*y)))
+            n = i + 1
+        ));
+        let speed = sm.decode_tok_s.map_or("n/a".to_string(), |v| format!("{v:.1} tok/s"));
+        let ly = top + 10.0 + i as f64 * 18.0;
+        s.push_str(&format!(
+            r#"<rect x="{lx}" y="{ry:.1}" width="10" height="10" fill="{c}"/><text x="{tx}" y="{ly:.1}">{l}</text>"#,
+            lx = w - right + 20.0,
+            ry = ly - 9.0,
+            tx = w - right + 36.0,
+            l = esc(&format!("{}. {}: {:.1} MB, KL {}, {}", i + 1, sm.name, x, fmt_kl(*y), speed))
         ));
     }
     s.push_str("</svg>");
@@ -163,7 +185,7 @@ pub fn page(r: &Report) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"/><title>h2ovl eval: which quantization?</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}}table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td:first-child,th:first-child{{text-align:left}}svg{{display:block;margin:1.5em 0;font-size:12px}}svg .t{{font-size:15px;font-weight:bold}}svg .na{{fill:#999}}p.note{{color:#555;font-size:13px}}</style>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}}table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td:first-child,th:first-child{{text-align:left}}svg{{display:block;margin:1.5em 0;font-size:12px}}svg .t{{font-size:15px;font-weight:bold}}svg .na{{fill:#999}}svg .n{{font-size:10px;font-weight:bold}}p.note{{color:#555;font-size:13px}}</style>
 </head><body>
 <h1>Which quantization? <small>h2ovl eval</small></h1>
 <p>Reference pair: <b>{reference}</b>. Every pair answered the same questions about the same images; KL is KL(reference ‖ candidate) in nats per answer token, teacher-forced along the reference's greedy answer; top-1 is the share of those positions where both pick the same most likely token; ΔLL is the candidate's log-likelihood of the reference answer minus the reference's own.</p>
