@@ -171,7 +171,7 @@ fn f32_row_is_exact_q8_0_row_matches_dump_logits_html_is_well_formed_and_resumes
     assert!(s8["kl_mean"].as_f64().unwrap() > 0.0, "{s8}");
     assert!(s8["embed_cos_min"].as_f64().unwrap() < 1.0);
     let pair8 = &r["pairs"][1];
-    let mut compared = 0;
+    let (mut compared, mut worst) = (0, 0.0f64);
     for (k, name) in ["gradient_640x480.png", "square_448x448.jpg"].iter().enumerate() {
         let case = &pair8["cases"][format!("i{k}-p0")];
         let ref_case = &r["reference"]["cases"][format!("i{k}-p0")];
@@ -191,11 +191,13 @@ fn f32_row_is_exact_q8_0_row_matches_dump_logits_html_is_well_formed_and_resumes
             let d = kl_direct(&ref_dump[s * v..(s + 1) * v], &q8_dump[s * v..(s + 1) * v]);
             let e = kl[s];
             assert!(d > 0.0, "case {k} step {s}: direct KL {d}");
-            assert!((e - d).abs() <= 0.02 * d.max(e) + 1e-9, "case {k} step {s}: eval KL {e} vs direct {d}");
+            assert!((e - d).abs() <= 1e-3 * d.max(e) + 1e-9, "case {k} step {s}: eval KL {e} vs direct {d}");
             compared += 1;
+            worst = worst.max((e - d).abs() / d.max(e));
         }
     }
     assert!(compared > 0);
+    println!("Q8_0: {compared} positions compared with run --dump-logits, largest relative KL difference {worst:.2e}");
 
     // The page: well-formed, one <svg> per chart, each chart present.
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
@@ -253,4 +255,63 @@ fn bad_inputs_are_one_error_line() {
     for o in ["o3", "o4", "o5"] {
         assert!(!out.path().join(o).exists(), "{o} was created");
     }
+}
+
+#[test]
+fn ctrl_c_keeps_the_finished_cases_and_the_rerun_completes() {
+    let (f32, q8) = pairs();
+    let d = tempfile::tempdir().unwrap();
+    let images = d.path().join("img");
+    std::fs::create_dir(&images).unwrap();
+    for i in 0..6 {
+        std::fs::copy(image("gradient_640x480.png"), images.join(format!("g{i}.png"))).unwrap();
+    }
+    let out = d.path().join("out");
+    let args = eval_args(f32, q8, &images, &out);
+    let child = std::process::Command::new(bin())
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cases_done = || {
+        std::fs::read_to_string(out.join("report.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .map_or(0, |r| r["reference"]["cases"].as_object().map_or(0, |c| c.len()))
+    };
+    let t = std::time::Instant::now();
+    while cases_done() < 1 && t.elapsed().as_secs() < 300 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(cases_done() >= 1, "eval never finished a case");
+    // SAFETY: signalling our own child by its pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let o = child.wait_with_output().unwrap();
+    refused(&o, 130, "rerun the same command to resume");
+    let r = report(&out);
+    let kept = r["reference"]["cases"].as_object().unwrap().len() + r["pairs"].as_array().unwrap().iter().map(|p| p["cases"].as_object().unwrap().len()).sum::<usize>();
+    assert!(kept >= 1 && kept < 18, "{kept} cases kept: the run should have stopped mid-way");
+    let leftovers: Vec<_> = walk(&out).into_iter().filter(|p| p.to_string_lossy().contains(".partial")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The rerun finishes the rest.
+    let o = h2ovl(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&out);
+    for s in r["summary"].as_array().unwrap() {
+        assert_eq!(s["cases_done"], 6, "{s}");
+    }
+}
+
+fn walk(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

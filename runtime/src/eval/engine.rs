@@ -151,6 +151,10 @@ fn take_embeddings(l: &Loaded) -> Option<Vec<f32>> {
     l.last.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    matches!((std::fs::read(a), std::fs::read(b)), (Ok(x), Ok(y)) if x == y)
+}
+
 /// Whether the reference has everything a candidate needs for this case.
 fn reference_done(report: &Report, out: &Path, c: &CaseSpec) -> bool {
     report.reference.cases.contains_key(&c.id)
@@ -185,8 +189,17 @@ pub fn run(job: &EvalJob, report: &mut Report, progress: &mut ProgressFn) -> Res
             if let Some(e) = take_embeddings(&l) {
                 crate::npy::write_f32(&embeds_path, &[e.len() / width, width], &e)?;
             } else if !embeds_path.is_file() {
-                // Cached by the pipeline from an earlier case, yet its file is gone (removed mid-run).
-                bail!("{} disappeared during the run: rerun to recompute it", embeds_path.display());
+                // Not encoded: the pipeline had these pixels cached, from another file with the same
+                // bytes (the same image under two names) whose embeddings are saved already.
+                let twin = job.cases.iter().map(|o| o.image_index).filter(|&j| j != c.image_index).find(|&j| {
+                    let other = job.cases.iter().find(|o| o.image_index == j).map(|o| &o.image);
+                    reference_embeds_path(job.out, j).is_file() && other.is_some_and(|o| same_bytes(o, &c.image))
+                });
+                let Some(j) = twin else {
+                    bail!("{} disappeared during the run: rerun to recompute it", embeds_path.display());
+                };
+                let src = reference_embeds_path(job.out, j);
+                crate::npy::write_atomic(&embeds_path, &std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?)?;
             }
             let rows = forced(&mut l, c, &out.tokens)?;
             let v = l.pipe.model().n_vocab();
