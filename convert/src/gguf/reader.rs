@@ -191,7 +191,7 @@ impl GgufFile {
         let file_len = map.len() as u64;
         for t in &tensors {
             let n = tensor_bytes(t.ty, &t.ne).ok_or_else(|| {
-                anyhow!("tensor {}: shape {:?} is not a whole number of {} blocks", t.name, t.ne, t.ty.name())
+                anyhow!("tensor {}: shape {:?} is not a whole number of {} blocks, or its size overflows", t.name, t.ne, t.ty.name())
             })?;
             let end = data_start.checked_add(t.offset).and_then(|s| s.checked_add(n));
             ensure!(
