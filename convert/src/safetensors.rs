@@ -71,21 +71,10 @@ impl Checkpoint {
             ck.add_shard(&single)?;
         } else if index.is_file() {
             let text = std::fs::read_to_string(&index).with_context(|| format!("reading {}", index.display()))?;
-            let v: serde_json::Value =
-                serde_json::from_str(&text).with_context(|| format!("parsing {}", index.display()))?;
-            let map = v
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .ok_or_else(|| anyhow!("{}: no weight_map object", index.display()))?;
+            let map = parse_index(&text).with_context(|| format!("parsing {}", index.display()))?;
             let mut files: Vec<&str> = Vec::new();
-            for (name, f) in map {
-                let f = f.as_str().ok_or_else(|| anyhow!("{}: weight_map[{name}] is not a string", index.display()))?;
-                ensure!(
-                    !f.contains('/') && !f.contains('\\') && f != ".." && !f.is_empty(),
-                    "{}: shard name {f:?} must be a plain file name",
-                    index.display()
-                );
-                if !files.contains(&f) {
+            for (_, f) in &map {
+                if !files.contains(&f.as_str()) {
                     files.push(f);
                 }
             }
@@ -93,13 +82,13 @@ impl Checkpoint {
             for f in &files {
                 ck.add_shard(&dir.join(f))?;
             }
-            for (name, f) in map {
+            for (name, f) in &map {
                 let t = ck.tensors.get(name).ok_or_else(|| {
                     anyhow!("{}: tensor {name} is listed for {} but that shard does not contain it", index.display(), f)
                 })?;
                 let shard_path = &ck.shards[t.shard].path;
                 ensure!(
-                    shard_path.file_name().and_then(|s| s.to_str()) == f.as_str(),
+                    shard_path.file_name().and_then(|s| s.to_str()) == Some(f.as_str()),
                     "{}: tensor {name} is listed for {} but found in {}",
                     index.display(),
                     f,
@@ -191,6 +180,23 @@ impl Checkpoint {
     }
 }
 
+/// Parses `model.safetensors.index.json`: its `weight_map` as (tensor, shard file) pairs in file
+/// order. Shard names must be plain file names (no path can escape the checkpoint folder).
+pub fn parse_index(text: &str) -> Result<Vec<(String, String)>> {
+    let v: serde_json::Value = serde_json::from_str(text)?;
+    let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| anyhow!("no weight_map object"))?;
+    let mut out = Vec::with_capacity(map.len());
+    for (name, f) in map {
+        let f = f.as_str().ok_or_else(|| anyhow!("weight_map[{name}] is not a string"))?;
+        ensure!(
+            !f.contains('/') && !f.contains('\\') && f != ".." && f != "." && !f.is_empty(),
+            "shard name {f:?} must be a plain file name"
+        );
+        out.push((name.clone(), f.to_string()));
+    }
+    Ok(out)
+}
+
 /// Parses and validates one shard's header.
 fn parse_shard(path: &Path, shard: usize) -> Result<Vec<StTensor>> {
     let len = std::fs::metadata(path).context("cannot stat file")?.len();
@@ -204,7 +210,23 @@ fn parse_shard(path: &Path, shard: usize) -> Result<Vec<StTensor>> {
     ensure!(8 + n <= len, "truncated safetensors file: header says {n} bytes but the file has {len}");
     let mut hdr = vec![0u8; n as usize];
     f.read_exact(&mut hdr)?;
-    let v: serde_json::Value = serde_json::from_slice(&hdr).context("safetensors header is not valid JSON")?;
+    parse_header(&hdr, len, shard)
+}
+
+/// Validates a whole safetensors file held in memory (the fuzzers' entry: same checks as a file).
+pub fn parse_shard_bytes(bytes: &[u8]) -> Result<Vec<StTensor>> {
+    let len = bytes.len() as u64;
+    ensure!(len >= 8, "truncated safetensors file ({len} bytes, no header length)");
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    ensure!(n <= MAX_HEADER, "safetensors header length {n} is implausible (corrupt file?)");
+    ensure!(8 + n <= len, "truncated safetensors file: header says {n} bytes but the file has {len}");
+    parse_header(&bytes[8..8 + n as usize], len, 0)
+}
+
+/// The JSON header `hdr` of a shard whose file is `len` bytes long.
+fn parse_header(hdr: &[u8], len: u64, shard: usize) -> Result<Vec<StTensor>> {
+    let n = hdr.len() as u64;
+    let v: serde_json::Value = serde_json::from_slice(hdr).context("safetensors header is not valid JSON")?;
     let obj = v.as_object().ok_or_else(|| anyhow!("safetensors header is not a JSON object"))?;
     let data_start = 8 + n;
     let data_len = len - data_start;

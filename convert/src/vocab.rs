@@ -301,6 +301,13 @@ pub fn load_vocab(dir: &Path) -> Result<Vocab> {
     Ok(Vocab { tokens, scores, types, bos, eos, unk, pad, add_bos, add_eos, add_space_prefix, chat_template })
 }
 
+/// Tokens, scores and types of a HF `tokenizer.json` held in memory (the fuzzers' entry; the
+/// same checks as [`load_vocab`] makes on a checkpoint without `tokenizer.model`).
+pub fn parse_tokenizer_json(bytes: &[u8]) -> Result<(Vec<String>, Vec<f32>, Vec<i32>)> {
+    let v: Value = serde_json::from_slice(bytes).context("tokenizer.json is not JSON")?;
+    hf_json_vocab(&v)
+}
+
 /// Vocab from a HF `tokenizer.json` with an SPM-derived byte-fallback BPE model: merge-rank scores
 /// (earlier merge = higher score, which is what llama.cpp's SPM merge priority needs), `<0xNN>` as
 /// BYTE, specials as CONTROL (`<unk>` UNKNOWN).

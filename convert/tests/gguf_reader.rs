@@ -154,6 +154,11 @@ fn bad_alignment_offsets_dims_and_tensor_counts_are_refused() {
     bad[pos + 8..pos + 16].copy_from_slice(&31u64.to_le_bytes());
     let e = open_err(&bad);
     assert!(e.contains("t.q8") && e.contains("not a whole number of"), "{e}");
+    // A first dimension whose byte size overflows u64 (found by fuzz/ gguf: it used to wrap).
+    let mut bad = good.clone();
+    bad[pos + 8..pos + 16].copy_from_slice(&(u64::MAX / 32 * 32).to_le_bytes());
+    let e = open_err(&bad);
+    assert!(e.contains("t.q8") && e.contains("overflows"), "{e}");
     // More tensors announced than the file could hold.
     let mut bad = good.clone();
     bad[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());

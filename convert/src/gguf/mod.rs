@@ -35,7 +35,8 @@ pub fn tensor_bytes(ty: GgmlType, ne: &[usize]) -> Option<u64> {
     if ne0 % ty.block_size() != 0 {
         return None;
     }
-    let mut n = (ne0 / ty.block_size()) as u64 * ty.type_size() as u64;
+    // Checked: the dims come from the file (a lying header must not wrap to a small size).
+    let mut n = ((ne0 / ty.block_size()) as u64).checked_mul(ty.type_size() as u64)?;
     for &d in ne.iter().skip(1) {
         n = n.checked_mul(d as u64)?;
     }

@@ -31,10 +31,26 @@ impl TensorView<'_> {
     }
 }
 
+/// Where the file's bytes live: a mapping, or memory (fuzzing, tests, files read whole).
+enum Bytes {
+    Map(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Map(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
 /// An opened GGUF file (the mapping lives as long as this value).
 pub struct GgufFile {
     path: PathBuf,
-    map: memmap2::Mmap,
+    map: Bytes,
     kv: Vec<(String, GgufValue)>,
     index: HashMap<String, usize>,
     tensors: Vec<TensorInfo>,
@@ -116,10 +132,20 @@ impl GgufFile {
         Self::open_inner(path).with_context(|| format!("reading GGUF {}", path.display()))
     }
 
+    /// Parses a GGUF held in memory with the same checks as [`Self::open`]; `name` stands for
+    /// the path in messages.
+    pub fn from_bytes(name: &Path, bytes: Vec<u8>) -> Result<Self> {
+        Self::parse(name, Bytes::Owned(bytes)).with_context(|| format!("reading GGUF {}", name.display()))
+    }
+
     fn open_inner(path: &Path) -> Result<Self> {
         let file = std::fs::File::open(path).context("cannot open file")?;
         // SAFETY: read-only mapping; the file is not modified by us while mapped.
         let map = unsafe { memmap2::Mmap::map(&file) }.context("cannot map file")?;
+        Self::parse(path, Bytes::Map(map))
+    }
+
+    fn parse(path: &Path, map: Bytes) -> Result<Self> {
         let mut c = Cursor { buf: &map, pos: 0 };
         let magic = c.take(4).context("not a GGUF file (too short)")?;
         ensure!(magic == MAGIC, "not a GGUF file (bad magic {magic:02x?})");
@@ -165,7 +191,7 @@ impl GgufFile {
         let file_len = map.len() as u64;
         for t in &tensors {
             let n = tensor_bytes(t.ty, &t.ne).ok_or_else(|| {
-                anyhow!("tensor {}: shape {:?} is not a whole number of {} blocks", t.name, t.ne, t.ty.name())
+                anyhow!("tensor {}: shape {:?} is not a whole number of {} blocks, or its size overflows", t.name, t.ne, t.ty.name())
             })?;
             let end = data_start.checked_add(t.offset).and_then(|s| s.checked_add(n));
             ensure!(
