@@ -28,11 +28,13 @@ cargo +nightly fuzz build
 mkdir -p logs
 run_one() {
   local t=$1
+  # corpus/<t>: what libFuzzer keeps (minimized after the run); seeds/<t>: the hand-made
+  # starting inputs (tests/fuzz_replay.rs write_seeds), read-only here.
   mkdir -p "corpus/$t" "artifacts/$t"
   # -timeout: a unit slower than 20 s is a hang (the PDF guard's own limit is 5 s);
   # -rss_limit_mb: a lying header must not make us allocate gigabytes. -fork=1 with
   # -ignore_*: keep fuzzing after a finding for the whole time (each one saved in artifacts/).
-  cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 \
+  cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 \
     -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
     -print_final_stats=1 -artifact_prefix="artifacts/$t/" >"logs/$t.log" 2>&1 || echo "$t: libFuzzer stopped (see fuzz/logs/$t.log)"
   cargo +nightly fuzz cmin "$t" "corpus/$t" >>"logs/$t.log" 2>&1 || true

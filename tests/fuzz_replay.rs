@@ -1,6 +1,6 @@
-//! Replays the fuzzers' corpora on the stable toolchain: every file under
-//! `fuzz/corpus/<target>/` (seeds and what libFuzzer kept, minimized) and
-//! `fuzz/regressions/<target>/` (inputs that once crashed, each fixed) goes through the same
+//! Replays the fuzzers' corpora on the stable toolchain: every file under `fuzz/seeds/<target>/`
+//! (the hand-made starting inputs), `fuzz/corpus/<target>/` (what libFuzzer kept, minimized)
+//! and `fuzz/regressions/<target>/` (inputs that once crashed, each fixed) goes through the same
 //! function the libFuzzer target calls (`fuzz/src/entries.rs`). A panic names the file.
 #[path = "../fuzz/src/entries.rs"]
 mod entries;
@@ -10,7 +10,7 @@ use std::path::Path;
 fn replay(target: &str, f: fn(&[u8])) -> usize {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut n = 0;
-    for dir in ["corpus", "regressions"] {
+    for dir in ["seeds", "corpus", "regressions"] {
         let Ok(rd) = std::fs::read_dir(root.join(dir).join(target)) else { continue };
         let mut files: Vec<_> = rd.map(|e| e.unwrap().path()).collect();
         files.sort();
@@ -30,19 +30,19 @@ fn every_corpus_and_regression_input_is_handled() {
     let mut counts = Vec::new();
     for &(name, f) in entries::TARGETS {
         let n = replay(name, f);
-        assert!(n > 0, "fuzz/corpus/{name} is empty: the seeds are missing");
+        assert!(n > 0, "fuzz/seeds/{name} is empty: the seeds are missing");
         counts.push(format!("{name} {n}"));
     }
     eprintln!("replayed: {}", counts.join(", "));
 }
 
-/// Writes the seed corpora (`fuzz/corpus/<target>/seed-*`) from the golden fixtures and small
+/// Writes the seed corpora (`fuzz/seeds/<target>/seed-*`) from the golden fixtures and small
 /// files built here; rerun after a format change with
 /// `cargo test --release --test fuzz_replay -- --ignored write_seeds`.
 #[test]
 #[ignore]
 fn write_seeds() {
-    seeds::write_all(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus"));
+    seeds::write_all(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds"));
 }
 
 mod seeds {

@@ -1,8 +1,8 @@
 //! The fuzz targets' bodies, one function per parser. They are shared by two callers: the
 //! libFuzzer binaries in `fuzz_targets/` (nightly, `cargo fuzz run <target>`) and the stable
-//! replay test `tests/fuzz_replay.rs`, which feeds every file of `fuzz/corpus/<target>/` and
-//! `fuzz/regressions/<target>/` through the same function in `make test`, so a crash that was
-//! fixed stays fixed without a nightly toolchain.
+//! replay test `tests/fuzz_replay.rs`, which feeds every file of `fuzz/seeds/<target>/`,
+//! `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` through the same function in
+//! `make test`, so a crash that was fixed stays fixed without a nightly toolchain.
 //!
 //! Every function takes untrusted bytes and must return (an `Err` is fine) without panicking,
 //! aborting, hanging or allocating without bound. Where a parser's output has a property
