@@ -23,6 +23,11 @@ rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly -
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # The fuzz targets never call llama.cpp: build one ggml CPU variant, not the release set.
 export GGML_H2OVL_CPU_VARIANTS=x64
+# Nightly cargo lays build scripts out as build/<crate>/<hash>/out; llama-cpp-sys-2's build.rs takes the
+# third parent of OUT_DIR as the target dir (= .../release/build there) and hard-links its libraries
+# into <that>/deps, which must exist.
+host=$(rustc +nightly -vV | sed -n 's/^host: //p')
+mkdir -p "target/$host/release/build/deps"
 cargo +nightly fuzz build
 
 mkdir -p logs
