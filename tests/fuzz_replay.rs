@@ -80,6 +80,7 @@ mod seeds {
         spec.vision.image_size = 28;
         let ck = tmp.path().join("micro");
         h2ovl_models::generate::generate(&spec, &ck, &Default::default()).unwrap();
+        let mut f32_file = Vec::new();
         for (vq, name) in [(h2ovl_convert::VisionQuant::F32, "mmproj-f32"), (h2ovl_convert::VisionQuant::Q8_0, "mmproj-q8_0")] {
             let out = tmp.path().join(name);
             let o = h2ovl_convert::ConvertOptions {
@@ -96,14 +97,14 @@ mod seeds {
             let g = h2ovl_convert::gguf::GgufFile::open(&r.vision).unwrap();
             let cfg = h2ovl_runtime::vision::config::VisionConfig::from_gguf(&g).unwrap();
             h2ovl_runtime::vision::weights::VisionWeights::load(&cfg, &h2ovl_runtime::vision::weights::GgufSource(&g)).unwrap();
-            put(dir, "gguf", name, &std::fs::read(&r.vision).unwrap());
+            let bytes = std::fs::read(&r.vision).unwrap();
+            put(dir, "gguf", name, &bytes);
+            if vq == h2ovl_convert::VisionQuant::F32 {
+                f32_file = bytes;
+            }
         }
-        // Header-only variants: the reader's checks on metadata without the data section.
-        let g = std::fs::read(tmp.path().join("mmproj-f32").read_dir().unwrap().find_map(|e| {
-            let p = e.unwrap().path();
-            p.file_name().unwrap().to_str().unwrap().starts_with("mmproj").then_some(p)
-        }).unwrap()).unwrap();
-        put(dir, "gguf", "mmproj-f32-first-2k", &g[..2048.min(g.len())]);
+        // Header-only variant: the reader's checks on metadata without the data section.
+        put(dir, "gguf", "mmproj-f32-first-2k", &f32_file[..2048.min(f32_file.len())]);
         // The micro checkpoint's safetensors header (whole file is larger than a seed should be).
         let st = std::fs::read(ck.join("model.safetensors")).unwrap();
         let n = u64::from_le_bytes(st[..8].try_into().unwrap()) as usize;

@@ -205,10 +205,7 @@ fn parse_shard(path: &Path, shard: usize) -> Result<Vec<StTensor>> {
     use std::io::Read;
     let mut n8 = [0u8; 8];
     f.read_exact(&mut n8)?;
-    let n = u64::from_le_bytes(n8);
-    ensure!(n <= MAX_HEADER, "safetensors header length {n} is implausible (corrupt file?)");
-    ensure!(8 + n <= len, "truncated safetensors file: header says {n} bytes but the file has {len}");
-    let mut hdr = vec![0u8; n as usize];
+    let mut hdr = vec![0u8; header_len(n8, len)?];
     f.read_exact(&mut hdr)?;
     parse_header(&hdr, len, shard)
 }
@@ -217,10 +214,17 @@ fn parse_shard(path: &Path, shard: usize) -> Result<Vec<StTensor>> {
 pub fn parse_shard_bytes(bytes: &[u8]) -> Result<Vec<StTensor>> {
     let len = bytes.len() as u64;
     ensure!(len >= 8, "truncated safetensors file ({len} bytes, no header length)");
-    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let n = header_len(bytes[..8].try_into().expect("8 bytes"), len)?;
+    parse_header(&bytes[8..8 + n], len, 0)
+}
+
+/// The header length stored in a shard's first 8 bytes, checked against the cap and the length
+/// `len` of the whole file before anything is allocated for it.
+fn header_len(n8: [u8; 8], len: u64) -> Result<usize> {
+    let n = u64::from_le_bytes(n8);
     ensure!(n <= MAX_HEADER, "safetensors header length {n} is implausible (corrupt file?)");
     ensure!(8 + n <= len, "truncated safetensors file: header says {n} bytes but the file has {len}");
-    parse_header(&bytes[8..8 + n as usize], len, 0)
+    Ok(n as usize)
 }
 
 /// The JSON header `hdr` of a shard whose file is `len` bytes long.

@@ -142,12 +142,18 @@ pub fn image(data: &[u8]) {
     assert!(!t.tiles.is_empty() && t.tiles.iter().all(|t| t.dimensions() == (16, 16)));
 }
 
+/// The server's PDF guards at fuzzing size: 4 pages, 1 MP per page, 5 s, 18 dpi (the pages are
+/// only rendered to be dropped; a low DPI keeps an execution in milliseconds).
+fn small_pdf_options() -> PdfOptions {
+    let limits = PdfLimits { max_pages: 4, max_page_pixels: 1 << 20, timeout: Duration::from_secs(5) };
+    PdfOptions { pages: None, dpi: Dpi::Fixed(18.0), tiling: TilingHint::default(), limits }
+}
+
 /// PDF bytes → page count and rendering at a low DPI, under the server's guards (the render
 /// thread's panic guard turns a renderer panic into an error: only an escaping panic counts).
 pub fn pdf(data: &[u8]) {
-    let limits = PdfLimits { max_pages: 4, max_page_pixels: 1 << 20, timeout: Duration::from_secs(5) };
-    let _ = h2ovl_runtime::pdf::page_count(data, &limits);
-    let opts = PdfOptions { pages: None, dpi: Dpi::Fixed(18.0), tiling: TilingHint::default(), limits };
+    let opts = small_pdf_options();
+    let _ = h2ovl_runtime::pdf::page_count(data, &opts.limits);
     if let Ok(pages) = h2ovl_runtime::pdf::render_pages(data, &opts) {
         assert!(pages.len() <= 4);
     }
@@ -157,9 +163,7 @@ pub fn pdf(data: &[u8]) {
 /// messages → turns, data-URL images and PDFs decoded, `response_format` → grammar).
 pub fn chat_request(data: &[u8]) {
     let Ok((req, ordered)) = h2ovl_runtime::serve::api::ChatRequest::parse(data) else { return };
-    let limits = PdfLimits { max_pages: 4, max_page_pixels: 1 << 20, timeout: Duration::from_secs(5) };
-    let pdf = PdfOptions { pages: None, dpi: Dpi::Fixed(18.0), tiling: TilingHint::default(), limits };
-    if let Err(e) = req.into_job_with(&ordered, None, &pdf) {
+    if let Err(e) = req.into_job_with(&ordered, None, &small_pdf_options()) {
         let body = e.body();
         assert!(body["error"]["message"].is_string(), "an API error has an OpenAI error body");
     }

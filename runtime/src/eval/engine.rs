@@ -191,14 +191,15 @@ pub fn run(job: &EvalJob, report: &mut Report, progress: &mut ProgressFn) -> Res
             } else if !embeds_path.is_file() {
                 // Not encoded: the pipeline had these pixels cached, from another file with the same
                 // bytes (the same image under two names) whose embeddings are saved already.
-                let twin = job.cases.iter().map(|o| o.image_index).filter(|&j| j != c.image_index).find(|&j| {
-                    let other = job.cases.iter().find(|o| o.image_index == j).map(|o| &o.image);
-                    reference_embeds_path(job.out, j).is_file() && other.is_some_and(|o| same_bytes(o, &c.image))
+                let twin = job.cases.iter().find(|o| {
+                    o.image_index != c.image_index
+                        && reference_embeds_path(job.out, o.image_index).is_file()
+                        && same_bytes(&o.image, &c.image)
                 });
-                let Some(j) = twin else {
+                let Some(twin) = twin else {
                     bail!("{} disappeared during the run: rerun to recompute it", embeds_path.display());
                 };
-                let src = reference_embeds_path(job.out, j);
+                let src = reference_embeds_path(job.out, twin.image_index);
                 crate::npy::write_atomic(&embeds_path, &std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?)?;
             }
             let rows = forced(&mut l, c, &out.tokens)?;

@@ -6,23 +6,8 @@
 //! f32 would lose both the tail terms of the KL sum and exact zeros for identical rows.
 use serde::{Deserialize, Serialize};
 
-/// `log softmax(logits)` in f64 (max-shifted, so large logits do not overflow).
-pub fn log_softmax(logits: &[f32]) -> Vec<f64> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = logits.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln() + max;
-    logits.iter().map(|&v| v as f64 - lse).collect()
-}
-
-/// KL(p ‖ q) in nats, from log-probabilities. Terms with p = 0 contribute nothing (the limit
-/// of p·log p); identical inputs give exactly 0.
-pub fn kl_from_log_probs(lp: &[f64], lq: &[f64]) -> f64 {
-    lp.iter().zip(lq).map(|(&a, &b)| if a == f64::NEG_INFINITY { 0.0 } else { a.exp() * (a - b) }).sum()
-}
-
-/// Index of the largest logit, lowest index on ties (as greedy decoding picks it).
-pub fn argmax(v: &[f32]) -> usize {
-    crate::llm::sampling::argmax(v)
-}
+// One f64 softmax, KL and greedy argmax for the whole runtime (the sampler's).
+pub use crate::llm::sampling::{argmax, kl_from_log_probs, log_softmax};
 
 /// One teacher-forced position compared: reference row vs candidate row, `target` = the token
 /// the reference answer has there.

@@ -211,11 +211,15 @@ pub fn log_softmax(logits: &[f32]) -> Vec<f64> {
     logits.iter().map(|&v| v as f64 - lse).collect()
 }
 
+/// KL(p ‖ q) in nats, from log-probabilities. Terms with p = 0 contribute nothing (the limit
+/// of p·log p, where `exp(-inf) * (-inf - b)` would be NaN); identical inputs give exactly 0.
+pub fn kl_from_log_probs(lp: &[f64], lq: &[f64]) -> f64 {
+    lp.iter().zip(lq).map(|(&a, &b)| if a == f64::NEG_INFINITY { 0.0 } else { a.exp() * (a - b) }).sum()
+}
+
 /// KL(p || q) of the distributions given by two logit rows, in nats.
 pub fn kl_divergence(p_logits: &[f32], q_logits: &[f32]) -> f64 {
-    let lp = log_softmax(p_logits);
-    let lq = log_softmax(q_logits);
-    lp.iter().zip(&lq).map(|(&a, &b)| a.exp() * (a - b)).sum()
+    kl_from_log_probs(&log_softmax(p_logits), &log_softmax(q_logits))
 }
 
 #[cfg(test)]
