@@ -78,7 +78,7 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $SYSROOT"
 export CARGO_TARGET_DIR="${H2OVL_AARCH64_TARGET_DIR:-$PWD/target/aarch64}"
 mkdir -p "$CARGO_TARGET_DIR"
 
-crates=(-p h2ovl-runtime -p h2ovl-convert -p h2ovl-quant-tests)
+crates=(-p h2ovl-runtime -p h2ovl-format -p h2ovl-convert -p h2ovl-quant-tests)
 ci_sel=(-p h2ovl-runtime -p h2ovl-quant-tests)
 # Cargo's own flags go before the caller's, so that arguments after `--` stay the test harness's.
 cargo_x() { "$CARGO" "$1" --release --locked --target "$TARGET" "${@:2}"; }
@@ -118,7 +118,7 @@ fi
 
 t0=$(date +%s)
 if [ $mode = ci ]; then
-  # Only what the CI subset runs (no h2ovl binary, no convert/quant unit tests). One package
+  # Only what the CI subset runs (no h2ovl binary, no format/convert unit tests). One package
   # selection for the build and every run below: cargo unifies dependency features per invocation
   # (h2ovl-runtime's dev-dependencies change tokio's), so a different -p set would rebuild half of it.
   cargo_x test --no-run "${ci_sel[@]}" --lib --test vision_golden --test preprocess_golden --test e2e_golden
@@ -159,9 +159,9 @@ run -p h2ovl-runtime --lib vision
 run -p h2ovl-runtime --lib preprocess
 run -p h2ovl-runtime --test vision_golden
 run -p h2ovl-runtime --test preprocess_golden
-run -p h2ovl-convert --lib quant
+run -p h2ovl-format --lib quant
 # Not run: quant-tests/tests/bitexact compares our quantizers with the HOST's ggml, and our quantizers
-# reproduce x86-64 ggml's bytes by design (convert/src/quant/mod.rs); aarch64 GCC contracts a*b+c into FMA
+# reproduce x86-64 ggml's bytes by design (format/src/quant/mod.rs); aarch64 GCC contracts a*b+c into FMA
 # in ggml-quants.c, so Q4_0/Q5_0/Q8_0/K-quant bytes differ on a few values there (seen under qemu).
 # Opt in with H2OVL_AARCH64_BITEXACT=1 to see the differences.
 [ "${H2OVL_AARCH64_BITEXACT:-0}" = 1 ] && run -p h2ovl-quant-tests --test bitexact

@@ -29,7 +29,8 @@ enum Command {
     /// Benchmarks: vision encoder vs FMA peak, LLM vs bare llama.cpp, conversion time and peak RSS.
     Bench(cli::bench::BenchArgs),
     /// Which quantization? Compare presets against a reference pair on your own images and prompts
-    /// (KL, top-1, embeddings, JSON fields, speed, memory): table, report.json, report.html.
+    /// (KL, top-1, embeddings, JSON fields, speed, memory): table, report.json, report.html. The
+    /// runtime flags (-t, --max-tiles, --exact, ...) apply to every pair alike.
     Eval(cli::eval::EvalArgs),
     /// Write a synthetic H2OVL checkpoint (random weights, real HF layout) for demos and benchmarks.
     GenModel(cli::gen_model::GenModelArgs),

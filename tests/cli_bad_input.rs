@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use h2ovl_convert::gguf::{GgufFile, GgufValue, GgufWriter, PlannedTensor};
+use h2ovl_format::gguf::{GgufFile, GgufValue, GgufWriter, PlannedTensor};
 
 /// `h2ovl run` on the tiny model with `extra` arguments.
 fn run(extra: &[&std::ffi::OsStr]) -> std::process::Output {

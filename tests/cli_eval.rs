@@ -202,8 +202,8 @@ fn f32_row_is_exact_q8_0_row_matches_dump_logits_html_is_well_formed_and_resumes
     // The page: well-formed, one <svg> per chart, each chart present.
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     check_well_formed(&html).unwrap_or_else(|e| panic!("report.html: {e}"));
-    assert_eq!(html.matches("<svg").count(), h2ovl_runtime::eval::html::CHARTS.len());
-    for id in h2ovl_runtime::eval::html::CHARTS {
+    assert_eq!(html.matches("<svg").count(), h2ovl_bench::eval::html::CHARTS.len());
+    for id in h2ovl_bench::eval::html::CHARTS {
         assert!(html.contains(&format!(r#"id="{id}""#)), "{id}");
     }
 

@@ -94,7 +94,7 @@ mod seeds {
             let r = h2ovl_convert::convert(&o).unwrap();
             // The seed must reach the deepest check (every encoder tensor's shape), or the
             // fuzzer starts from a file that fails early.
-            let g = h2ovl_convert::gguf::GgufFile::open(&r.vision).unwrap();
+            let g = h2ovl_format::gguf::GgufFile::open(&r.vision).unwrap();
             let cfg = h2ovl_runtime::vision::config::VisionConfig::from_gguf(&g).unwrap();
             h2ovl_runtime::vision::weights::VisionWeights::load(&cfg, &h2ovl_runtime::vision::weights::GgufSource(&g)).unwrap();
             let bytes = std::fs::read(&r.vision).unwrap();

@@ -1,7 +1,7 @@
 //! One output tensor = one job: which checkpoint tensor it comes from, how its rows are rearranged,
 //! and the ggml type it is written at. Jobs are planned (and validated) for a whole file before a
 //! byte is written, then produced one at a time.
-use crate::quant::{self, GgmlType};
+use h2ovl_format::quant::{self, GgmlType};
 use crate::safetensors::Checkpoint;
 use anyhow::{ensure, Result};
 

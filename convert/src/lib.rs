@@ -3,22 +3,20 @@
 //! Stages, each a module: [`config`] (config.json) → [`safetensors`] (mmap, validated headers,
 //! streaming f32 reads) and [`vocab`] (SentencePiece protobuf / tokenizer.json → GGUF vocab) →
 //! [`llm`] and [`vision`] (name maps, shape checks, metadata) with [`preset`] (llama-quantize type
-//! choice) and [`job`] (rope permute / qkv split) → [`gguf`] (writer and reader) via [`pipeline`]
+//! choice) and [`job`] (rope permute / qkv split) → the GGUF writer via [`pipeline`]
 //! (`convert()`, progress, atomic [`atomic`] outputs).
 //!
-//! - [`quant`]: ggml's reference quantizers, byte-identical (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K, F16).
+//! The file format itself (GGUF reader/writer, ggml types, the byte-exact quantizers) is
+//! `h2ovl-format`, shared with the runtime: this crate is only the conversion.
 pub mod atomic;
 pub mod config;
-pub mod gguf;
-pub mod interrupt;
 pub mod job;
 pub mod llm;
 pub mod pipeline;
 pub mod preset;
-pub mod quant;
 pub mod safetensors;
 pub mod vision;
 pub mod vocab;
 
-pub use pipeline::{convert, ConvertOptions, ConvertOutput};
+pub use pipeline::{convert, convert_cancellable, Cancelled, ConvertOptions, ConvertOutput};
 pub use preset::{LlmQuant, VisionQuant};

@@ -2,7 +2,7 @@
 //! permutation of q/k, and the `general.*` / `llama.*` / `tokenizer.*` metadata with the exact
 //! value types llama.cpp's loader requires (u32 counts, f32 eps/theta). gguf-llama-conversion.md §2–4.
 use crate::config::H2ovlConfig;
-use crate::gguf::{GgufValue, GgufWriter};
+use h2ovl_format::gguf::{GgufValue, GgufWriter};
 use crate::job::{reversed, sort_jobs, TensorJob, Transform};
 use crate::preset::{llm_tensor_type, LlmQuant};
 use crate::safetensors::Checkpoint;

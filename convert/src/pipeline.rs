@@ -5,7 +5,7 @@
 //! when both files are complete.
 use crate::atomic::PartialFile;
 use crate::config::H2ovlConfig;
-use crate::gguf::{GgufWriter, PlannedTensor};
+use h2ovl_format::gguf::{GgufWriter, PlannedTensor};
 use crate::job::TensorJob;
 use crate::preset::{LlmQuant, VisionQuant};
 use crate::safetensors::Checkpoint;
@@ -13,6 +13,7 @@ use crate::{llm, vision, vocab};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What to convert and how.
 #[derive(Clone, Debug)]
@@ -41,19 +42,31 @@ pub fn output_names(name: &str, q: LlmQuant, vq: VisionQuant) -> (String, String
     (format!("{name}-{}.gguf", q.label()), format!("mmproj-{name}-{}.gguf", vq.label()))
 }
 
+/// The error of a conversion stopped through [`convert_cancellable`]'s flag (the CLI raises it on
+/// Ctrl-C and reports its own message).
+#[derive(Debug, thiserror::Error)]
+#[error("conversion cancelled")]
+pub struct Cancelled;
+
 /// Runs the conversion (on a dedicated rayon pool when `threads` is set).
 pub fn convert(opts: &ConvertOptions) -> Result<ConvertOutput> {
+    convert_cancellable(opts, &AtomicBool::new(false))
+}
+
+/// [`convert`] that stops with [`Cancelled`] once `cancel` is raised (polled per few MB written;
+/// the `*.partial` files are removed as the error unwinds).
+pub fn convert_cancellable(opts: &ConvertOptions, cancel: &AtomicBool) -> Result<ConvertOutput> {
     match opts.threads {
         Some(n) => {
             ensure!(n > 0, "thread count must be at least 1");
             let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().context("starting worker threads")?;
-            pool.install(|| convert_inner(opts))
+            pool.install(|| convert_inner(opts, cancel))
         }
-        None => convert_inner(opts),
+        None => convert_inner(opts, cancel),
     }
 }
 
-fn convert_inner(opts: &ConvertOptions) -> Result<ConvertOutput> {
+fn convert_inner(opts: &ConvertOptions, cancel: &AtomicBool) -> Result<ConvertOutput> {
     let input = opts.input.canonicalize().with_context(|| format!("input folder {}", opts.input.display()))?;
     ensure!(input.is_dir(), "{} is not a folder", input.display());
     let name = input
@@ -101,11 +114,11 @@ fn convert_inner(opts: &ConvertOptions) -> Result<ConvertOutput> {
 
     let mut llm_out = PartialFile::create(&outdir.join(&llm_name))?;
     pb.set_prefix("LLM");
-    write_gguf(&mut llm_out, &ck, &llm_jobs, &pb, |w| llm::metadata(w, &cfg, &vocab, &name, opts.quant))
+    write_gguf(&mut llm_out, &ck, &llm_jobs, &pb, cancel, |w| llm::metadata(w, &cfg, &vocab, &name, opts.quant))
         .with_context(|| format!("writing {}", llm_out.dest().display()))?;
     let mut vis_out = PartialFile::create(&outdir.join(&vis_name))?;
     pb.set_prefix("vision");
-    write_gguf(&mut vis_out, &ck, &vis_jobs, &pb, |w| vision::metadata(w, &cfg, &name, opts.vision_quant))
+    write_gguf(&mut vis_out, &ck, &vis_jobs, &pb, cancel, |w| vision::metadata(w, &cfg, &name, opts.vision_quant))
         .with_context(|| format!("writing {}", vis_out.dest().display()))?;
     pb.finish_and_clear();
     let llm_path = llm_out.commit()?;
@@ -121,6 +134,7 @@ fn write_gguf(
     ck: &Checkpoint,
     jobs: &[TensorJob],
     pb: &ProgressBar,
+    cancel: &AtomicBool,
     meta: impl FnOnce(&mut Sink<'_>) -> Result<()>,
 ) -> Result<()> {
     let mut w = GgufWriter::new(out.writer());
@@ -132,9 +146,11 @@ fn write_gguf(
     for j in jobs {
         pb.set_message(j.gguf_name.clone());
         w.begin_tensor(&j.gguf_name)?;
-        // Ctrl-C is polled per piece (a few MB): the error unwinds and the `*.partial` file is removed.
+        // The cancel flag (Ctrl-C in the CLI) is polled per piece (a few MB): the error unwinds and the `*.partial` file is removed.
         j.produce_pieces(ck, &mut |b| {
-            crate::interrupt::check()?;
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Cancelled.into());
+            }
             w.write_tensor_bytes(b)
         })?;
         w.end_tensor()?;

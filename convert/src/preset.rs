@@ -1,6 +1,6 @@
 //! Which ggml type each tensor gets: llama-quantize's rules (`llama_tensor_get_type`) for the LLM,
 //! llama.cpp's mmproj conventions for the vision file. See gguf-llama-conversion.md §7.
-use crate::quant::GgmlType;
+use h2ovl_format::quant::GgmlType;
 use anyhow::{bail, Result};
 
 /// `--quant` presets for the LLM GGUF.

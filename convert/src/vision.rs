@@ -2,7 +2,7 @@
 //! and the `mlp1` projector, fused qkv split into q/k/v, CLS position row kept first (HF order), plus
 //! our own `h2ovl.*` keys so the runtime needs nothing but the two GGUF files.
 use crate::config::H2ovlConfig;
-use crate::gguf::{GgufValue, GgufWriter};
+use h2ovl_format::gguf::{GgufValue, GgufWriter};
 use crate::job::{reversed, sort_jobs, TensorJob, Transform};
 use crate::preset::{vision_tensor_type, VisionQuant};
 use crate::safetensors::Checkpoint;

@@ -3,8 +3,8 @@
 //! permutation, qkv split, position embedding row order).
 mod common;
 use common::*;
-use h2ovl_convert::gguf::{GgmlType, GgufFile, GgufValue};
-use h2ovl_convert::quant::dequantize;
+use h2ovl_format::gguf::{GgmlType, GgufFile, GgufValue};
+use h2ovl_format::quant::dequantize;
 use h2ovl_convert::{LlmQuant, VisionQuant};
 
 fn f32_tensor(g: &GgufFile, name: &str) -> Vec<f32> {

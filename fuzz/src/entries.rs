@@ -32,7 +32,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 /// file parses, what `h2ovl run` does with an mmproj: the vision config from its keys and the
 /// shape check of every tensor the encoder uses.
 pub fn gguf(data: &[u8]) {
-    let Ok(g) = h2ovl_convert::gguf::GgufFile::from_bytes(Path::new("fuzz.gguf"), data.to_vec()) else { return };
+    let Ok(g) = h2ovl_format::gguf::GgufFile::from_bytes(Path::new("fuzz.gguf"), data.to_vec()) else { return };
     for t in g.tensors() {
         let v = g.tensor(&t.name).expect("a listed tensor is readable");
         assert_eq!(v.ne, &t.ne[..]);

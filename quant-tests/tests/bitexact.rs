@@ -1,4 +1,4 @@
-//! Byte-for-byte comparison of our quantizers (`h2ovl_convert::quant`) with ggml's own, called
+//! Byte-for-byte comparison of our quantizers (`h2ovl_format::quant`) with ggml's own, called
 //! through llama-cpp-sys-2 (`ggml_quantize_chunk`, ggml-base compiled for x86-64 without FMA),
 //! and of our dequantizers with ggml's `to_float`.
 //!
@@ -12,7 +12,7 @@ mod ggml;
 #[path = "bitexact/rows.rs"]
 mod rows;
 
-use h2ovl_convert::quant::{self, GgmlType};
+use h2ovl_format::quant::{self, GgmlType};
 use rows::{RowSet, NE0};
 
 /// Compares both quantizers on every set; on a mismatch names the set, row, block and bytes.

@@ -376,7 +376,7 @@ fn f32_2b_msac_case_with_reference_image_embeddings_matches() {
 /// (`llama_model_quantize`) run on our F32 GGUF: tensor infos and data must be byte-identical.
 #[test]
 fn presets_are_byte_identical_to_llama_quantize() {
-    use h2ovl_convert::gguf::GgufFile;
+    use h2ovl_format::gguf::GgufFile;
     backend();
     let tmp = tempfile::tempdir().unwrap();
     for ckpt in ["tiny", "tiny-2b"] {

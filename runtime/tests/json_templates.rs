@@ -110,7 +110,7 @@ fn invalid_schemas_and_missing_templates_are_clear_errors() {
 
 #[test]
 fn greedy_shortlist_picks_what_a_full_mask_picks() {
-    use h2ovl_runtime::json::GrammarMask;
+    use h2ovl_runtime::llm::GrammarMask;
     use h2ovl_runtime::llm::ffi::Model;
     use h2ovl_runtime::llm::sampling::Sampler;
     let model = Model::load(tiny_llm(), true).expect("vocab");

@@ -7,7 +7,7 @@ use common::*;
 use std::sync::Arc;
 
 use anyhow::Result;
-use h2ovl_convert::gguf::GgufFile;
+use h2ovl_format::gguf::GgufFile;
 use h2ovl_runtime::llm::decode::prefill;
 use h2ovl_runtime::llm::ffi::{Context, ContextParams, KvType, Model, Token};
 use h2ovl_runtime::llm::prompt::Slot;

@@ -171,7 +171,7 @@ fn bad_inputs_give_errors() {
 
 /// Copies a GGUF, dropping `drop` and giving `reshape.0` the shape `reshape.1` (same byte count).
 fn rewrite_gguf(src: &Path, dst: &Path, drop: Option<&str>, reshape: Option<(&str, Vec<usize>)>) {
-    use h2ovl_convert::gguf::{GgufFile, GgufWriter, PlannedTensor};
+    use h2ovl_format::gguf::{GgufFile, GgufWriter, PlannedTensor};
     let g = GgufFile::open(src).unwrap();
     let mut w = GgufWriter::new(std::io::BufWriter::new(std::fs::File::create(dst).unwrap()));
     for (k, v) in g.metadata() {

@@ -68,7 +68,7 @@ pub fn run(a: BatchArgs) -> Result<()> {
     if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise} elapsed, ETA {eta}] {msg}") {
         bar.set_style(style);
     }
-    let pdf = a.pdf.options(a.model.max_tiles, pipe.uses_msac())?;
+    let pdf = a.pdf.options(a.model.rt.max_tiles, pipe.uses_msac())?;
     let job = BatchJob { prompt, constraint, cfg, out: &a.out, pdf };
     let sum = run_batch(&mut pipe, &files, &job, &mut |i, _, f| {
         bar.set_position(i as u64);

@@ -1,10 +1,10 @@
 //! `h2ovl bench vision|llm|convert|clip|e2e`: the README's figures, reproducible on any machine. The
-//! measuring code lives in `h2ovl_runtime::bench`; this file parses options and prints either
+//! measuring code lives in `h2ovl_bench`; this file parses options and prints either
 //! one human-readable report or (`--json`) one JSON object.
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use h2ovl_convert::{LlmQuant, VisionQuant};
-use h2ovl_runtime::bench::{self, convert, llm, vision};
+use h2ovl_bench::{self as bench, convert, llm, vision};
 use h2ovl_runtime::llm::KvType;
 use std::path::PathBuf;
 

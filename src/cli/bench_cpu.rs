@@ -128,7 +128,7 @@ pub fn run(a: CpuArgs) -> Result<()> {
         }
     }
     bar.finish_and_clear();
-    let med = h2ovl_runtime::bench::median;
+    let med = h2ovl_bench::median;
     let mut rows = Vec::new();
     for (ci, base) in results[0].iter().enumerate() {
         let (bp, bd) = (med(&base.prefill), med(&base.decode));
@@ -152,7 +152,7 @@ pub fn run(a: CpuArgs) -> Result<()> {
         threads: a.threads,
         runs: a.runs,
         cpu: h2ovl_runtime::llm::cpu_backend::describe(),
-        load_average_end: h2ovl_runtime::bench::load_average(),
+        load_average_end: h2ovl_bench::load_average(),
         rows,
     };
     if a.json {

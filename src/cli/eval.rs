@@ -1,17 +1,17 @@
 //! `h2ovl eval`: which quantization preset to pick, measured on the user's own images and
 //! prompts. Converts the presets it needs from `--hf-dir` (cached in `--out/models`) or takes
-//! `-m/--mmproj` pairs, runs everything through `h2ovl_runtime::eval`, and writes
+//! `-m/--mmproj` pairs, runs everything through `h2ovl_bench::eval`, and writes
 //! `OUT/report.json` (resumable), `OUT/report.html` and a table on stdout.
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use h2ovl_convert::{ConvertOptions, LlmQuant, VisionQuant};
-use h2ovl_runtime::eval::report::{CaseInfo, Machine, REPORT_VERSION};
-use h2ovl_runtime::eval::{engine, CaseSpec, EvalJob, Fingerprint, PairSpec, Report};
+use h2ovl_bench::eval::report::{CaseInfo, Machine, REPORT_VERSION};
+use h2ovl_bench::eval::{engine, CaseSpec, EvalJob, Fingerprint, PairSpec, Report};
 use h2ovl_runtime::json::{Constraint, Limits};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::run::{unescape, ModelArgs};
+use super::run::{unescape, RuntimeArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
@@ -57,55 +57,13 @@ pub struct EvalArgs {
     /// Output folder: report.json, report.html, models/ (converted presets), reference/ (reference logits).
     #[arg(long)]
     pub out: PathBuf,
-    /// CPU threads (default: all cores).
-    #[arg(short = 't', long, default_value_t = 0)]
-    pub threads: usize,
-    /// Maximum tiles per image.
-    #[arg(long = "max-tiles", default_value_t = 6)]
-    pub max_tiles: usize,
-    /// Never use MSAC (2b), for every pair.
-    #[arg(long = "no-msac")]
-    pub no_msac: bool,
-    /// f32 KV cache for every pair.
-    #[arg(long = "kv-f32")]
-    pub kv_f32: bool,
-    /// Flash attention for every pair: on, off, auto.
-    #[arg(long = "flash-attn", value_parser = ["on", "off", "auto"])]
-    pub flash_attn: Option<String>,
-    /// Reference-faithful runtime settings for every pair (f32 KV cache, flash attention off, f32
-    /// vision arithmetic): the differences measured are then the files' alone.
-    #[arg(long)]
-    pub exact: bool,
-    /// Vision arithmetic for every pair: auto, f32, int8 (int8 needs Q8_0 vision files).
-    #[arg(long = "vision-math", value_parser = ["auto", "f32", "int8"])]
-    pub vision_math: Option<String>,
-    /// Show llama.cpp's own log output.
-    #[arg(long)]
-    pub verbose: bool,
+    /// Runtime settings, the same for every pair (`--exact`: the differences measured are then
+    /// the files' alone).
+    #[command(flatten)]
+    pub rt: RuntimeArgs,
     /// No progress bar (the table is still printed).
     #[arg(long)]
     pub quiet: bool,
-}
-
-impl EvalArgs {
-    /// The runtime settings, checked as `run` checks them (`--exact` conflicts included).
-    fn model_args(&self) -> ModelArgs {
-        ModelArgs {
-            model: PathBuf::new(),
-            mmproj: None,
-            threads: self.threads,
-            ctx_size: None,
-            max_tiles: self.max_tiles,
-            no_msac: self.no_msac,
-            kv_f32: self.kv_f32,
-            flash_attn: self.flash_attn.clone(),
-            exact: self.exact,
-            verbose: self.verbose,
-            max_pixels: h2ovl_runtime::preprocess::PIL_MAX_PIXELS,
-            vision_math: self.vision_math.clone(),
-            llm_cpu: None,
-        }
-    }
 }
 
 fn list<T>(flag: &str, s: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
@@ -191,7 +149,7 @@ fn pairs_from_hf(a: &EvalArgs, hf: &Path) -> Result<(PairSpec, Vec<PairSpec>)> {
         if !a.quiet {
             eprintln!("converting {} to {} + vision {} (kept in {})", hf.display(), q.label(), v.label(), models.display());
         }
-        h2ovl_convert::convert(&ConvertOptions { input: hf.clone(), outdir: models.clone(), quant: q, vision_quant: v, quiet: a.quiet, threads: none_if_zero(a.threads) })?;
+        super::convert::convert_on_ctrl_c(&ConvertOptions { input: hf.clone(), outdir: models.clone(), quant: q, vision_quant: v, quiet: a.quiet, threads: none_if_zero(a.rt.threads) })?;
     }
     let reference = PairSpec { name: format!("{} + {}", rq.label(), rv.label()), model: llm_path(rq), mmproj: vis_path(rv) };
     let mut pairs = Vec::new();
@@ -244,7 +202,7 @@ fn cpu_model() -> String {
 
 pub fn run(a: EvalArgs) -> Result<()> {
     // Everything a user can get wrong is checked before the long work starts.
-    let opts = a.model_args().options()?;
+    let opts = a.rt.options()?;
     if a.max_new_tokens == 0 {
         bail!("-n/--max-new-tokens must be at least 1");
     }
@@ -314,7 +272,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     report.machine = Machine {
         cpu: cpu_model(),
         threads: opts.n_threads(),
-        load_average: h2ovl_runtime::bench::load_average(),
+        load_average: h2ovl_bench::load_average(),
         h2ovl: format!("h2ovl {} ({})", env!("CARGO_PKG_VERSION"), env!("H2OVL_GIT_COMMIT")),
     };
     // Pairs dropped from the command line are dropped from the report too (kept in order given).
@@ -334,9 +292,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
     // What is finished is written out even when the run stopped early (Ctrl-C, a failing pair).
     report.pairs.sort_by_key(|r| pairs.iter().position(|p| p.name == r.name));
     report.save(&report_path)?;
-    h2ovl_runtime::npy::write_atomic(&a.out.join("report.html"), h2ovl_runtime::eval::html::page(&report).as_bytes())?;
+    h2ovl_runtime::npy::write_atomic(&a.out.join("report.html"), h2ovl_bench::eval::html::page(&report).as_bytes())?;
     result?;
-    print!("{}", h2ovl_runtime::eval::report::table(&report.summaries(), &report.reference.name));
+    print!("{}", h2ovl_bench::eval::report::table(&report.summaries(), &report.reference.name));
     if !a.quiet {
         eprintln!("wrote {} and {}", report_path.display(), a.out.join("report.html").display());
     }

@@ -7,7 +7,8 @@ use anyhow::{Context as _, Result};
 use super::pdf_args::PdfArgs;
 use h2ovl_runtime::llm::{ChatOutput, GenerationConfig, History, ImageInput, KvType, Pipeline, PipelineOptions, Probe};
 
-/// Model files and runtime settings shared by `run` and `chat` (flags as in llama.cpp).
+/// Model files and runtime settings shared by `run`, `chat`, `serve`, `batch` and `bench e2e`
+/// (flags as in llama.cpp).
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
     /// LLM GGUF (from `h2ovl convert`).
@@ -16,6 +17,13 @@ pub struct ModelArgs {
     /// Vision tower + projector GGUF (mmproj). Needed only with images.
     #[arg(long)]
     pub mmproj: Option<PathBuf>,
+    #[command(flatten)]
+    pub rt: RuntimeArgs,
+}
+
+/// How the models run, whatever the files: also every pair of `eval`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RuntimeArgs {
     /// CPU threads (default: all cores).
     #[arg(short = 't', long, default_value_t = 0)]
     pub threads: usize,
@@ -71,7 +79,14 @@ impl ModelArgs {
         Pipeline::load(&self.model, self.mmproj.as_deref(), self.options()?)
     }
 
-    /// The pipeline settings these flags describe.
+    /// The pipeline settings of [`RuntimeArgs`].
+    pub fn options(&self) -> Result<PipelineOptions> {
+        self.rt.options()
+    }
+}
+
+impl RuntimeArgs {
+    /// The pipeline settings these flags describe (`--exact` conflicts refused).
     pub fn options(&self) -> Result<PipelineOptions> {
         if let Some(v) = &self.llm_cpu {
             // Read once, when the first model loads (before any thread of ours starts).
@@ -223,7 +238,7 @@ pub fn unescape(s: &str) -> String {
 /// `--image` paths → pipeline images, PDFs rendered to their pages. `n_before` = images already
 /// in the conversation (MSAC, hence the render DPI, applies only to a lone image).
 pub fn load_images(paths: &[PathBuf], pdf: &PdfArgs, model: &ModelArgs, pipe: &Pipeline, n_before: usize) -> Result<Vec<ImageInput>> {
-    let opts = pdf.options(model.max_tiles, pipe.uses_msac() && n_before == 0)?;
+    let opts = pdf.options(model.rt.max_tiles, pipe.uses_msac() && n_before == 0)?;
     h2ovl_runtime::pdf::expand_image_paths(paths, &opts)
 }
 

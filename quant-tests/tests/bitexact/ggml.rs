@@ -1,6 +1,6 @@
 //! Thin safe wrappers over the ggml C functions the bit-exactness tests compare against.
 
-use h2ovl_convert::quant::GgmlType;
+use h2ovl_format::quant::GgmlType;
 use llama_cpp_sys_2 as sys;
 
 /// ggml's own quantizer (`ggml_quantize_chunk`, no imatrix → the `_ref` row functions).

@@ -1,8 +1,8 @@
 //! Seeded test rows for the bit-exactness comparison: random rows of several distributions and
 //! scales, and the edge rows ggml's arithmetic is most sensitive to.
 
-use h2ovl_convert::quant::f16::{bf16_to_fp32, fp32_to_bf16};
-use h2ovl_convert::quant::GgmlType;
+use h2ovl_format::quant::f16::{bf16_to_fp32, fp32_to_bf16};
+use h2ovl_format::quant::GgmlType;
 
 /// Row length used everywhere: two Q4_K/Q6_K super-blocks, sixteen 32-blocks.
 pub const NE0: usize = 512;

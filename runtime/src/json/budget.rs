@@ -10,13 +10,16 @@
 //! pieces that spell the completion). The invariant "the completion fits in what is left" holds
 //! from the first step because the smallest valid value is checked up front
 //! ([`Budget::minimum`]).
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::llm::ffi::{Model, Token};
 
 use super::scanner::Scanner;
 use super::shape::Shape;
+
+/// A token id, numbered as llama.cpp numbers them (`llama_token`); this module needs no model,
+/// only a [`Vocab`] (`llm::grammar::ModelVocab` is the one over a loaded model).
+pub type Token = i32;
 
 /// The model's tokenizer as the closer needs it.
 pub trait Vocab {
@@ -57,85 +60,6 @@ pub fn spell_greedy(v: &impl Vocab, text: &[u8]) -> Option<Vec<Token>> {
         i += len;
     }
     Some(out)
-}
-
-/// [`Vocab`] over a llama.cpp model: `encode` is `llama_tokenize` minus SentencePiece's dummy
-/// leading space; pieces are the non-special tokens' bytes (byte-fallback tokens included).
-pub struct ModelVocab {
-    model: Arc<Model>,
-    pieces: Vec<Vec<u8>>,
-    by_piece: HashMap<Vec<u8>, Token>,
-    max_len: usize,
-}
-
-impl ModelVocab {
-    /// Reads every token's piece once (~32k calls, a few ms).
-    pub fn new(model: Arc<Model>) -> ModelVocab {
-        let n = model.n_vocab();
-        let mut pieces = Vec::with_capacity(n);
-        let mut by_piece = HashMap::with_capacity(n);
-        for t in 0..n as Token {
-            let p = if model.is_special(t) { Vec::new() } else { model.token_to_piece(t, false) };
-            if !p.is_empty() {
-                by_piece.entry(p.clone()).or_insert(t);
-            }
-            pieces.push(p);
-        }
-        let max_len = pieces.iter().map(Vec::len).max().unwrap_or(1);
-        ModelVocab { model, pieces, by_piece, max_len }
-    }
-
-    fn spelled(&self, ids: &[Token]) -> Vec<u8> {
-        ids.iter().flat_map(|&t| self.piece(t).iter().copied()).collect()
-    }
-}
-
-impl Vocab for ModelVocab {
-    fn encode(&self, text: &[u8]) -> Option<Vec<Token>> {
-        // Continuation bytes of a character split by the model (byte-fallback tokens) first.
-        let lead = text.iter().take_while(|&&b| b & 0xC0 == 0x80).count();
-        let mut out = spell_greedy(self, &text[..lead])?;
-        let rest = &text[lead..];
-        if rest.is_empty() {
-            return Some(out);
-        }
-        let ids = std::str::from_utf8(rest).ok().and_then(|s| self.model.tokenize(s, false).ok());
-        let Some(ids) = ids.filter(|i| !i.is_empty()) else {
-            out.extend(spell_greedy(self, rest)?);
-            return Some(out);
-        };
-        let spelled = self.spelled(&ids);
-        if spelled == rest {
-            out.extend(ids);
-        } else if spelled.len() == rest.len() + 1 && spelled[0] == b' ' && &spelled[1..] == rest {
-            // The dummy prefix: drop the space token, or swap the first token for its piece
-            // without the space.
-            let p0 = self.piece(ids[0]);
-            if p0 == b" " {
-                out.extend(&ids[1..]);
-            } else if let Some(t) = self.token_of(&p0[1..]) {
-                out.push(t);
-                out.extend(&ids[1..]);
-            } else {
-                out.extend(spell_greedy(self, rest)?);
-            }
-        } else {
-            out.extend(spell_greedy(self, rest)?);
-        }
-        Some(out)
-    }
-
-    fn piece(&self, t: Token) -> &[u8] {
-        usize::try_from(t).ok().and_then(|i| self.pieces.get(i)).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    fn token_of(&self, bytes: &[u8]) -> Option<Token> {
-        self.by_piece.get(bytes).copied()
-    }
-
-    fn max_piece_len(&self) -> usize {
-        self.max_len
-    }
 }
 
 /// The budget keeper of one constrained generation.

@@ -2,16 +2,17 @@
 //!
 //! - [`gbnf`]: JSON Schema → GBNF grammar (bounded strings/arrays so the value always closes).
 //! - [`template`]: a JSON template from the prompt (the model card's prompt guide) → schema.
-//! - [`grammar`]: llama.cpp's grammar sampler as a logit mask over our own sampler.
 //! - [`ordered`]: a JSON value that keeps key order (schemas and templates fix the output order).
 //! - [`shape`]: the same schema as a tree, for [`scanner`] (follows the answer as it is written)
 //!   and [`budget`] (closes every open value before `max_new_tokens`, so the answer always parses).
 //!
-//! A [`Constraint`] goes into [`crate::llm::GenerationConfig::constraint`]; the pipeline masks
-//! each step's logits with it and stops when the JSON value is complete.
+//! Pure text and token logic, no model: a [`Constraint`] goes into
+//! [`crate::llm::GenerationConfig::constraint`], and the LLM side (`llm::grammar`: llama.cpp's
+//! grammar sampler as a logit mask, the model's vocabulary for [`budget`]) applies it to each
+//! step's logits and stops when the JSON value is complete. `llm` depends on `json`, never the
+//! reverse.
 pub mod budget;
 pub mod gbnf;
-pub mod grammar;
 pub mod ordered;
 pub mod scanner;
 pub mod shape;
@@ -20,7 +21,6 @@ pub mod template;
 use anyhow::{Context as _, Result};
 
 pub use gbnf::{Limits, SchemaError};
-pub use grammar::GrammarMask;
 pub use ordered::OValue;
 pub use shape::Shape;
 

@@ -6,6 +6,8 @@
 //! - [`prompt`]: h2ogpt2 template, `<image>` placeholders, token ids + slot layout.
 //! - [`decode`]: prefill (token batches + embedding batches, chunked) and single-token steps.
 //! - [`sampling`]: greedy / temperature / top-k / top-p / repeat penalty, seeded.
+//! - [`grammar`]: a JSON constraint (from [`crate::json`]) applied to the logits: llama.cpp's
+//!   grammar as a mask, the model's vocabulary for closing the answer within the budget.
 //! - [`detok`]: streaming UTF-8 assembly of generated pieces.
 //! - [`images`]: image inputs, content keys, the [`ImageEncoder`] seam.
 //! - [`vision_encoder`]: the encoder over `preprocess` + `vision`.
@@ -32,6 +34,7 @@ pub mod cpu_backend;
 pub mod decode;
 pub mod detok;
 pub mod ffi;
+pub mod grammar;
 pub mod images;
 pub mod prompt;
 pub mod sampling;
@@ -39,6 +42,7 @@ pub mod session;
 pub mod vision_encoder;
 
 pub use ffi::{KvType, Token};
+pub use grammar::{GrammarMask, ModelVocab};
 pub use images::{ImageEncoder, ImageInput, PrecomputedEncoder, PreparedImage, TilingOptions};
 pub use sampling::{GenerationConfig, Probe};
 pub use session::{ChatOutput, History, Pipeline, PipelineOptions, StopReason, Timings, Turn};

@@ -191,7 +191,7 @@ pub struct Pipeline {
     cache: HashMap<u64, CachedImage>,
     opts: PipelineOptions,
     /// Token pieces for closing JSON answers within the budget (built on the first constrained turn).
-    vocab: Option<Arc<crate::json::budget::ModelVocab>>,
+    vocab: Option<Arc<super::grammar::ModelVocab>>,
 }
 
 impl Pipeline {
@@ -257,9 +257,9 @@ impl Pipeline {
         self.kv.clear();
     }
 
-    fn json_budget(&mut self, c: &crate::json::Constraint) -> crate::json::budget::Budget<Arc<crate::json::budget::ModelVocab>> {
+    fn json_budget(&mut self, c: &crate::json::Constraint) -> crate::json::budget::Budget<Arc<super::grammar::ModelVocab>> {
         let model = self.model.clone();
-        let vocab = self.vocab.get_or_insert_with(|| Arc::new(crate::json::budget::ModelVocab::new(model))).clone();
+        let vocab = self.vocab.get_or_insert_with(|| Arc::new(super::grammar::ModelVocab::new(model))).clone();
         crate::json::budget::Budget::new(c.shape.clone(), vocab)
     }
 
@@ -458,7 +458,7 @@ impl Pipeline {
         // 6. Generate.
         let t = Instant::now();
         let mut sampler = Sampler::new(cfg);
-        let mut grammar = cfg.constraint.as_ref().map(|c| crate::json::GrammarMask::new(&self.model, c)).transpose()?;
+        let mut grammar = cfg.constraint.as_ref().map(|c| super::grammar::GrammarMask::new(&self.model, c)).transpose()?;
         let mut stepper = Stepper::default();
         let mut context_ids: Vec<Token> = prompt.ids.clone();
         let mut logits = pre.last;

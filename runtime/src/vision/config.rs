@@ -1,7 +1,7 @@
 //! Vision-tower and preprocessing settings, read from the vision GGUF's metadata (the keys the
 //! converter writes: llama.cpp's `clip.vision.*` plus our `h2ovl.*`).
 use anyhow::{bail, Context, Result};
-use h2ovl_convert::gguf::GgufFile;
+use h2ovl_format::gguf::GgufFile;
 
 /// Pixel-shuffle token order (`ps_version` in the HF config; H2OVL uses v2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -24,7 +24,7 @@ pub use math::{Math, VisionMath};
 pub use weights::{GgufSource, TensorSource, VisionWeights};
 
 use anyhow::{bail, Context, Result};
-use h2ovl_convert::gguf::GgufFile;
+use h2ovl_format::gguf::GgufFile;
 use std::path::Path;
 
 /// A loaded vision GGUF (memory map + parsed config), ready to encode tiles.

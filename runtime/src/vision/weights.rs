@@ -6,7 +6,7 @@
 use super::config::VisionConfig;
 use super::kernels::gemm::{WType, Weight};
 use anyhow::{bail, Context, Result};
-use h2ovl_convert::gguf::{GgmlType, GgufFile};
+use h2ovl_format::gguf::{GgmlType, GgufFile};
 
 /// One pre-norm InternViT block.
 pub struct LayerWeights<'a> {

@@ -84,8 +84,8 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// Rank on the `H2OVL_VISION_ISA` ladder (see [`env_rank`]).
-    pub(crate) fn rank(self) -> u8 {
+    /// Rank on the `H2OVL_VISION_ISA` ladder (see [`env_rank`]); `bench vision` lists the paths up to the chosen one.
+    pub fn rank(self) -> u8 {
         match self {
             Isa::Scalar => 0,
             Isa::Avx2 | Isa::Neon => 1,
@@ -160,8 +160,8 @@ impl QIsa {
         matches!(self, QIsa::AvxVnni | QIsa::Avx512Vnni256 | QIsa::Avx512Vnni)
     }
 
-    /// Rank on the `H2OVL_VISION_ISA` ladder (see [`env_rank`]).
-    pub(crate) fn rank(self) -> u8 {
+    /// Rank on the `H2OVL_VISION_ISA` ladder (see [`env_rank`]); `bench vision` lists the paths up to the chosen one.
+    pub fn rank(self) -> u8 {
         match self {
             QIsa::Scalar => 0,
             QIsa::Avx2 | QIsa::Neon => 1,

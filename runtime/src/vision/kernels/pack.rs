@@ -244,7 +244,7 @@ mod transpose_tests {
 #[cfg(test)]
 mod dequant_tests {
     use super::*;
-    use h2ovl_convert::quant::{dequantize_row, quantize, GgmlType};
+    use h2ovl_format::quant::{dequantize_row, quantize, GgmlType};
 
     /// Our in-kernel dequantizers agree bit for bit with the converter's (ggml's) block format,
     /// on the scalar twin and the SIMD version, including segments that start mid-row.

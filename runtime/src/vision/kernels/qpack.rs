@@ -171,7 +171,7 @@ mod tests {
     use super::*;
     use crate::vision::kernels::gemm::WType;
     use crate::vision::kernels::qsimd_isas;
-    use h2ovl_convert::quant::{quantize, GgmlType};
+    use h2ovl_format::quant::{quantize, GgmlType};
 
     fn data(n: usize, seed: u32) -> Vec<f32> {
         crate::vision::kernels::test_data(n, seed, 12345)

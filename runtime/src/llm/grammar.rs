@@ -1,19 +1,28 @@
-//! llama.cpp's grammar sampler (`llama_sampler_init_grammar`) as a logit mask.
+//! A JSON [`Constraint`] applied while sampling: the two parts that need the loaded model.
 //!
-//! Sampling itself stays in [`crate::llm::sampling`]; the grammar only says which tokens may come
-//! next (it sets the others' logits to -inf) and advances when a token is chosen. llama.cpp
-//! aborts the process if a token the grammar rejects is accepted, so [`GrammarMask::accept`]
-//! checks first and returns an error instead.
+//! - [`GrammarMask`]: llama.cpp's grammar sampler (`llama_sampler_init_grammar`) as a logit mask.
+//!   Sampling itself stays in [`super::sampling`]; the grammar only says which tokens may come
+//!   next (it sets the others' logits to -inf) and advances when a token is chosen. llama.cpp
+//!   aborts the process if a token the grammar rejects is accepted, so [`GrammarMask::accept`]
+//!   checks first and returns an error instead.
+//! - [`ModelVocab`]: the model's tokenizer as `json::budget` needs it to close the answer in time.
+//!
+//! Everything else about JSON (schemas, GBNF text, the scanner, the budget's plan) is in
+//! [`crate::json`], which knows nothing of llama.cpp: the LLM side uses it, not the reverse.
 use std::ffi::CString;
 use std::ptr::NonNull;
 
 use anyhow::{bail, Context as _, Result};
 use llama_cpp_sys_2 as sys;
 
-use crate::llm::ffi::{Model, Token};
-use crate::llm::sampling::Sampler;
+use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::Constraint;
+use crate::json::budget::{spell_greedy, Vocab};
+use crate::json::Constraint;
+
+use super::ffi::{Model, Token};
+use super::sampling::Sampler;
 
 /// Tokens checked first when the greedy choice is rejected (see [`GrammarMask::sample`]).
 pub const SHORTLIST: usize = 128;
@@ -150,5 +159,84 @@ impl Drop for GrammarMask {
     fn drop(&mut self) {
         // SAFETY: created by llama_sampler_init_grammar and freed exactly once.
         unsafe { sys::llama_sampler_free(self.smpl.as_ptr()) };
+    }
+}
+
+/// [`Vocab`] over a llama.cpp model: `encode` is `llama_tokenize` minus SentencePiece's dummy
+/// leading space; pieces are the non-special tokens' bytes (byte-fallback tokens included).
+pub struct ModelVocab {
+    model: Arc<Model>,
+    pieces: Vec<Vec<u8>>,
+    by_piece: HashMap<Vec<u8>, Token>,
+    max_len: usize,
+}
+
+impl ModelVocab {
+    /// Reads every token's piece once (~32k calls, a few ms).
+    pub fn new(model: Arc<Model>) -> ModelVocab {
+        let n = model.n_vocab();
+        let mut pieces = Vec::with_capacity(n);
+        let mut by_piece = HashMap::with_capacity(n);
+        for t in 0..n as Token {
+            let p = if model.is_special(t) { Vec::new() } else { model.token_to_piece(t, false) };
+            if !p.is_empty() {
+                by_piece.entry(p.clone()).or_insert(t);
+            }
+            pieces.push(p);
+        }
+        let max_len = pieces.iter().map(Vec::len).max().unwrap_or(1);
+        ModelVocab { model, pieces, by_piece, max_len }
+    }
+
+    fn spelled(&self, ids: &[Token]) -> Vec<u8> {
+        ids.iter().flat_map(|&t| self.piece(t).iter().copied()).collect()
+    }
+}
+
+impl Vocab for ModelVocab {
+    fn encode(&self, text: &[u8]) -> Option<Vec<Token>> {
+        // Continuation bytes of a character split by the model (byte-fallback tokens) first.
+        let lead = text.iter().take_while(|&&b| b & 0xC0 == 0x80).count();
+        let mut out = spell_greedy(self, &text[..lead])?;
+        let rest = &text[lead..];
+        if rest.is_empty() {
+            return Some(out);
+        }
+        let ids = std::str::from_utf8(rest).ok().and_then(|s| self.model.tokenize(s, false).ok());
+        let Some(ids) = ids.filter(|i| !i.is_empty()) else {
+            out.extend(spell_greedy(self, rest)?);
+            return Some(out);
+        };
+        let spelled = self.spelled(&ids);
+        if spelled == rest {
+            out.extend(ids);
+        } else if spelled.len() == rest.len() + 1 && spelled[0] == b' ' && &spelled[1..] == rest {
+            // The dummy prefix: drop the space token, or swap the first token for its piece
+            // without the space.
+            let p0 = self.piece(ids[0]);
+            if p0 == b" " {
+                out.extend(&ids[1..]);
+            } else if let Some(t) = self.token_of(&p0[1..]) {
+                out.push(t);
+                out.extend(&ids[1..]);
+            } else {
+                out.extend(spell_greedy(self, rest)?);
+            }
+        } else {
+            out.extend(spell_greedy(self, rest)?);
+        }
+        Some(out)
+    }
+
+    fn piece(&self, t: Token) -> &[u8] {
+        usize::try_from(t).ok().and_then(|i| self.pieces.get(i)).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn token_of(&self, bytes: &[u8]) -> Option<Token> {
+        self.by_piece.get(bytes).copied()
+    }
+
+    fn max_piece_len(&self) -> usize {
+        self.max_len
     }
 }

@@ -7,10 +7,10 @@
 //!
 //! `cargo run --release -p h2ovl-runtime --example gemm_blocking [-- THREADS [RUNS]]`; set
 //! `GEMM_ISAS=avx512` (names as in `{:?}`, comma-separated, lower case) to time only some ISAs.
-use h2ovl_convert::quant::{quantize, GgmlType};
+use h2ovl_format::quant::{quantize, GgmlType};
 use h2ovl_runtime::vision::kernels::gemm::{gemm_blocked, BMat, Blocking, Epilogue, WType, Weight};
 use h2ovl_runtime::vision::kernels::{qgemm, qsimd_isas, simd_isas, Isa};
-use h2ovl_runtime::bench::cpu_seconds;
+use h2ovl_bench::cpu_seconds;
 use std::time::Instant;
 
 /// Best (wall, CPU) seconds of `f` over the rounds so far, updated in place.

@@ -1,6 +1,6 @@
 //! GGUF writer → reader round trip, and the reader's refusals of corrupt files (one error naming
 //! the file, the key or the tensor; never a panic or an out-of-bounds read).
-use h2ovl_convert::gguf::{GgmlType, GgufFile, GgufValue, GgufWriter, PlannedTensor};
+use h2ovl_format::gguf::{GgmlType, GgufFile, GgufValue, GgufWriter, PlannedTensor};
 use std::path::Path;
 
 fn sample() -> Vec<u8> {

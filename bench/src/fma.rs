@@ -3,7 +3,7 @@
 //! (AVX-512F), so the figure is what the hardware delivers at its current clock — no clock is
 //! assumed, and a CPU that halves its zmm throughput (one FMA port, or a lower AVX-512 clock)
 //! shows it. The int8 peak is the same loop on `vpdpbusd` (ymm VEX/EVEX, zmm).
-use crate::vision::kernels::{Isa, QIsa};
+use h2ovl_runtime::vision::kernels::{Isa, QIsa};
 use serde::Serialize;
 
 /// Independent accumulators per thread.
@@ -200,9 +200,9 @@ fn spin_threads<T: Send + Copy + Default + 'static>(threads: usize, iters: u64, 
 }
 
 /// Spin `iters` iterations on each of `threads` threads with the widest f32 loop this CPU runs
-/// under the current ISA choice ([`crate::vision::kernels::isa`]).
+/// under the current ISA choice ([`h2ovl_runtime::vision::kernels::isa`]).
 pub fn measure(threads: usize, iters: u64) -> FmaPeak {
-    measure_isa(crate::vision::kernels::isa(), threads, iters)
+    measure_isa(h2ovl_runtime::vision::kernels::isa(), threads, iters)
 }
 
 /// [`measure`] with the f32 loop of `isa` (which must be available: see `kernels::simd_isas`).
@@ -226,7 +226,7 @@ pub fn measure_int8(q: QIsa, threads: usize, iters: u64) -> Option<FmaPeak> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vision::kernels::{qsimd_isas, simd_isas};
+    use h2ovl_runtime::vision::kernels::{qsimd_isas, simd_isas};
 
     #[test]
     fn simd_spin_equals_scalar_twin() {

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 // One f64 softmax, KL and greedy argmax for the whole runtime (the sampler's).
-pub use crate::llm::sampling::{argmax, kl_from_log_probs, log_softmax};
+pub use h2ovl_runtime::llm::sampling::{argmax, kl_from_log_probs, log_softmax};
 
 /// One teacher-forced position compared: reference row vs candidate row, `target` = the token
 /// the reference answer has there.

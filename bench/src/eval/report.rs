@@ -167,7 +167,7 @@ impl Report {
     pub fn save(&mut self, path: &Path) -> Result<()> {
         self.summary = self.summaries();
         let text = serde_json::to_string_pretty(self)?;
-        crate::npy::write_atomic(path, text.as_bytes())
+        h2ovl_runtime::npy::write_atomic(path, text.as_bytes())
     }
 
     /// The record of the pair named `name`, created (with its files' sizes) if new.

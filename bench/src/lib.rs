@@ -1,10 +1,16 @@
+//! h2ovl-bench: the measuring tools over the runtime library, kept out of what an embedding
+//! application links (as llama.cpp keeps `tools/llama-bench` beside the library).
+//!
 //! `h2ovl bench`: reproducible figures for the README, one module per stage.
 //!
 //! - [`vision`]: per-tile encode time of our InternViT + projector, GFLOP/s counted from the
 //!   model's shapes, and the share of this CPU's f32 FMA peak ([`fma`]).
-//! - [`llm`]: prefill/decode tok/s through our [`crate::llm::Pipeline`] against llama.cpp's bare
+//! - [`llm`]: prefill/decode tok/s through our [`h2ovl_runtime::llm::Pipeline`] against llama.cpp's bare
 //!   decode loop on the same GGUF, threads and context settings, in one run.
 //! - [`convert`]: wall time and peak RSS of a conversion.
+//! - [`e2e`]: one image and question end to end; [`clip`]: llama.cpp's clip on the same mmproj.
+//!
+//! `h2ovl eval`: [`eval`] measures what a quantization costs in quality (KL, top-1, answers).
 //!
 //! Every report is `serde::Serialize` (the CLI's `--json`) and carries CPU time next to wall time:
 //! on a shared machine wall time depends on the other load, CPU time much less.
@@ -12,6 +18,7 @@
 pub mod clip;
 pub mod convert;
 pub mod e2e;
+pub mod eval;
 pub mod fma;
 pub mod llm;
 pub mod vision;

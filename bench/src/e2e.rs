@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{ensure, Result};
 use serde::Serialize;
 
-use crate::llm::{GenerationConfig, History, ImageInput, Pipeline, PipelineOptions};
+use h2ovl_runtime::llm::{GenerationConfig, History, ImageInput, Pipeline, PipelineOptions};
 
 /// What to run.
 #[derive(Clone, Debug)]

@@ -4,16 +4,18 @@
 //! default CI. Run it in a separate target dir, which keeps the shared build untouched:
 //!
 //! ```sh
-//! CARGO_TARGET_DIR=/work/target-mtmd cargo test --release -p h2ovl-runtime --features mtmd --test clip_mtmd
+//! CARGO_TARGET_DIR=/work/target-mtmd cargo test --release -p h2ovl-bench --features mtmd --test clip_mtmd
 //! ```
 //!
 //! Reference: the golden `tiny_multi_640x480_448x448` case, whose second image (448×448 JPEG) is
 //! one tile (`tiles_img1/tile_00.png`, the last 256 rows of `image_embeds.npy`).
 #![cfg(feature = "mtmd")]
 
+// The runtime tests' helpers (golden fixture paths, the tiny checkpoint converted once).
+#[path = "../../runtime/tests/common/mod.rs"]
 mod common;
 
-use h2ovl_runtime::bench::clip::{agreement, write_position_control, ClipEncoder};
+use h2ovl_bench::clip::{agreement, write_position_control, ClipEncoder};
 use h2ovl_runtime::npy;
 
 const CASE: &str = "cases/tiny_multi_640x480_448x448";

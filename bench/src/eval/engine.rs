@@ -9,8 +9,8 @@ use anyhow::{bail, Context as _, Result};
 
 use super::metrics::{common_prefix, compare_answer, json_fields_equal, row_cosines};
 use super::report::{CaseResult, CaseTimings, EmbedStats, PairRecord, Report};
-use crate::json::Constraint;
-use crate::llm::{ChatOutput, GenerationConfig, History, ImageEncoder, ImageInput, Pipeline, PipelineOptions, PreparedImage, StopReason, TilingOptions};
+use h2ovl_runtime::json::Constraint;
+use h2ovl_runtime::llm::{ChatOutput, GenerationConfig, History, ImageEncoder, ImageInput, Pipeline, PipelineOptions, PreparedImage, StopReason, TilingOptions};
 
 /// One model pair to measure.
 #[derive(Clone, Debug)]
@@ -82,7 +82,7 @@ struct Loaded {
 }
 
 fn load(pair: &PairSpec, opts: &PipelineOptions) -> Result<Loaded> {
-    let inner = crate::llm::vision_encoder::load(&pair.mmproj, opts).with_context(|| format!("loading {}", pair.mmproj.display()))?;
+    let inner = h2ovl_runtime::llm::vision_encoder::load(&pair.mmproj, opts).with_context(|| format!("loading {}", pair.mmproj.display()))?;
     let last = Arc::new(Mutex::new(None));
     let enc = Recording { inner, last: last.clone() };
     let pipe = Pipeline::with_encoder(&pair.model, Some(Box::new(enc)), opts.clone()).with_context(|| format!("loading {}", pair.model.display()))?;
@@ -107,13 +107,13 @@ fn reset_peak_rss() -> bool {
 fn peak_rss() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok();
     let kb = s.as_deref().and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:"))).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok());
-    kb.map(|k| k * 1024).or_else(crate::bench::peak_rss_bytes)
+    kb.map(|k| k * 1024).or_else(crate::peak_rss_bytes)
 }
 
 /// Ctrl-C during a case: the report holds every finished case and the rerun resumes.
 fn interrupted(report: &mut Report, path: &Path) -> Result<()> {
     report.save(path)?;
-    bail!("{}: finished cases are kept in {}; rerun the same command to resume", crate::interrupt::MESSAGE, path.display())
+    bail!("{}: finished cases are kept in {}; rerun the same command to resume", h2ovl_runtime::interrupt::MESSAGE, path.display())
 }
 
 /// One free-running greedy answer (the case's constraint applies).
@@ -123,7 +123,7 @@ fn answer(l: &mut Loaded, c: &CaseSpec, max_new_tokens: usize) -> Result<ChatOut
     let cfg = GenerationConfig {
         max_new_tokens,
         constraint: c.constraint.clone(),
-        cancel: Some(crate::interrupt::flag()),
+        cancel: Some(h2ovl_runtime::interrupt::flag()),
         ..Default::default()
     };
     let images = [ImageInput::Path(c.image.clone())];
@@ -187,7 +187,7 @@ pub fn run(job: &EvalJob, report: &mut Report, progress: &mut ProgressFn) -> Res
             }
             let embeds_path = reference_embeds_path(job.out, c.image_index);
             if let Some(e) = take_embeddings(&l) {
-                crate::npy::write_f32(&embeds_path, &[e.len() / width, width], &e)?;
+                h2ovl_runtime::npy::write_f32(&embeds_path, &[e.len() / width, width], &e)?;
             } else if !embeds_path.is_file() {
                 // Not encoded: the pipeline had these pixels cached, from another file with the same
                 // bytes (the same image under two names) whose embeddings are saved already.
@@ -200,12 +200,12 @@ pub fn run(job: &EvalJob, report: &mut Report, progress: &mut ProgressFn) -> Res
                     bail!("{} disappeared during the run: rerun to recompute it", embeds_path.display());
                 };
                 let src = reference_embeds_path(job.out, twin.image_index);
-                crate::npy::write_atomic(&embeds_path, &std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?)?;
+                h2ovl_runtime::npy::write_atomic(&embeds_path, &std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?)?;
             }
             let rows = forced(&mut l, c, &out.tokens)?;
             let v = l.pipe.model().n_vocab();
             let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-            crate::npy::write_f32(&reference_logits_path(job.out, &c.id), &[rows.len(), v], &flat)?;
+            h2ovl_runtime::npy::write_f32(&reference_logits_path(job.out, &c.id), &[rows.len(), v], &flat)?;
             report.reference.cases.insert(
                 c.id.clone(),
                 CaseResult {
@@ -222,7 +222,7 @@ pub fn run(job: &EvalJob, report: &mut Report, progress: &mut ProgressFn) -> Res
             report.save(&path)?;
             done += 1;
             progress(done, total, "");
-            if crate::interrupt::requested() {
+            if h2ovl_runtime::interrupt::requested() {
                 return interrupted(report, &path);
             }
         }
@@ -247,7 +247,7 @@ pub fn run(job: &EvalJob, report: &mut Report, progress: &mut ProgressFn) -> Res
             }
             let embed = match take_embeddings(&l) {
                 Some(e) => {
-                    let (_, r) = crate::npy::read_f32(&reference_embeds_path(job.out, c.image_index))?;
+                    let (_, r) = h2ovl_runtime::npy::read_f32(&reference_embeds_path(job.out, c.image_index))?;
                     let (min, mean, rows) = row_cosines(&r, &e, width).with_context(|| {
                         format!("{}: image {} gives {} embedding values, the reference {}", p.name, c.image.display(), e.len(), r.len())
                     })?;
@@ -255,7 +255,7 @@ pub fn run(job: &EvalJob, report: &mut Report, progress: &mut ProgressFn) -> Res
                 }
                 None => None,
             };
-            let (shape, flat) = crate::npy::read_f32(&reference_logits_path(job.out, &c.id))?;
+            let (shape, flat) = h2ovl_runtime::npy::read_f32(&reference_logits_path(job.out, &c.id))?;
             let v = l.pipe.model().n_vocab();
             if shape.len() != 2 || shape[0] != reference.tokens.len() || (shape[0] > 0 && shape[1] != v) {
                 bail!("{}: vocabulary of {} tokens, the reference's logits have shape {:?}: not the same model family?", p.name, v, shape);
@@ -282,7 +282,7 @@ pub fn run(job: &EvalJob, report: &mut Report, progress: &mut ProgressFn) -> Res
             report.save(&path)?;
             done += 1;
             progress(done, total, "");
-            if crate::interrupt::requested() {
+            if h2ovl_runtime::interrupt::requested() {
                 return interrupted(report, &path);
             }
         }

@@ -9,8 +9,8 @@
 //! threads, 3 timed runs after one warm-up, all three types). The random mmproj files are written with h2ovl-convert's GGUF
 //! writer into a temporary folder and memory-mapped exactly as in production.
 use anyhow::Result;
-use h2ovl_convert::gguf::{GgmlType, GgufValue, GgufWriter, PlannedTensor};
-use h2ovl_convert::quant;
+use h2ovl_format::gguf::{GgmlType, GgufValue, GgufWriter, PlannedTensor};
+use h2ovl_format::quant;
 use h2ovl_runtime::vision::{EncodeOptions, VisionMath, VisionModel};
 use std::io::BufWriter;
 use std::path::Path;
@@ -123,12 +123,12 @@ fn write_mmproj(path: &Path, ty: GgmlType) -> Result<()> {
     Ok(())
 }
 
-use h2ovl_runtime::bench::cpu_seconds;
+use h2ovl_bench::cpu_seconds;
 
 /// f32 FMA peak on `threads` threads (the shared `h2ovl bench` probe): (GFLOP per wall second,
 /// GFLOP per CPU second of one core).
 fn fma_peak(threads: usize) -> (f64, f64) {
-    let p = h2ovl_runtime::bench::fma::measure(threads, 200_000_000);
+    let p = h2ovl_bench::fma::measure(threads, 200_000_000);
     println!("FMA-peak loop: {}", p.isa);
     (p.gflops_wall, p.gflops_per_core_cpu_s)
 }
@@ -245,7 +245,7 @@ fn main() -> Result<()> {
             match &f32_emb {
                 None => f32_emb = Some(emb),
                 Some(base) => {
-                    let (min, mean) = h2ovl_runtime::bench::vision::row_cosines(&emb, base, LLM_H);
+                    let (min, mean) = h2ovl_bench::vision::row_cosines(&emb, base, LLM_H);
                     println!("{ty:>4} {math:>4} vs f32 arithmetic: per-token cosine min {min:.5}, mean {mean:.6}");
                 }
             }

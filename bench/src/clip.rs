@@ -118,7 +118,7 @@ fn tensor_location(path: &Path, name: &str) -> Result<(u64, usize, sys::ggml_typ
 pub fn write_position_control(mmproj: &Path, out: &Path) -> Result<()> {
     let (off, bytes, ty) = tensor_location(mmproj, POSITION_TENSOR)?;
     ensure!(ty == sys::GGML_TYPE_F32, "{}: {POSITION_TENSOR} is ggml type {ty}, expected F32", mmproj.display());
-    let model = crate::vision::VisionModel::load(mmproj)?;
+    let model = h2ovl_runtime::vision::VisionModel::load(mmproj)?;
     let d = model.config().hidden;
     let n_rows = model.config().n_tokens();
     ensure!(bytes == n_rows * d * 4, "{}: {POSITION_TENSOR} has {bytes} bytes, expected {n_rows}×{d} f32", mmproj.display());
@@ -178,8 +178,8 @@ mod with_mtmd {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
 
-    use crate::llm::ffi;
-    use crate::vision::VisionModel;
+    use h2ovl_runtime::llm::ffi;
+    use h2ovl_runtime::vision::VisionModel;
 
     /// Clip's log lines (capped), so a load failure can say *why* in one error message.
     static CLIP_LOG: Mutex<String> = Mutex::new(String::new());
@@ -413,8 +413,8 @@ mod with_mtmd {
         match &o.image {
             None => Ok((synthetic_image(size), format!("synthetic {size}×{size}"))),
             Some(p) => {
-                let img = crate::preprocess::load_image(p, crate::preprocess::PIL_MAX_PIXELS)?;
-                let img = if img.dimensions() == (size, size) { img } else { crate::preprocess::resize_bicubic(&img, size, size) };
+                let img = h2ovl_runtime::preprocess::load_image(p, h2ovl_runtime::preprocess::PIL_MAX_PIXELS)?;
+                let img = if img.dimensions() == (size, size) { img } else { h2ovl_runtime::preprocess::resize_bicubic(&img, size, size) };
                 Ok((img, format!("{} (at {size}×{size})", p.display())))
             }
         }
@@ -437,7 +437,7 @@ mod with_mtmd {
         let size = cfg.image_size as u32;
         let (img, image_desc) = tile(o, size)?;
         let mut px = vec![0f32; 3 * cfg.image_size * cfg.image_size];
-        crate::preprocess::normalize::normalize_tile(&img, cfg.image_mean, cfg.image_std, &mut px);
+        h2ovl_runtime::preprocess::normalize::normalize_tile(&img, cfg.image_mean, cfg.image_std, &mut px);
         let prepared = clip.prepare(&img)?;
         ensure!(prepared.n_tokens == cfg.tokens_per_tile(), "clip made {} image tokens of one {size}² tile, we make {}", prepared.n_tokens, cfg.tokens_per_tile());
 
@@ -494,8 +494,8 @@ mod with_mtmd {
             threads,
             runs: o.runs,
             clip_flash_attn: flash_attn,
-            encoder_isa: format!("{:?}", crate::vision::kernels::isa()),
-            encoder_math: ours.resolve_math(crate::vision::VisionMath::Auto)?.describe(),
+            encoder_isa: format!("{:?}", h2ovl_runtime::vision::kernels::isa()),
+            encoder_math: ours.resolve_math(h2ovl_runtime::vision::VisionMath::Auto)?.describe(),
             n_tokens: prepared.n_tokens,
             n_embd: cfg.projection_dim,
             clip_wall_s_median: med(&cw),

@@ -1,6 +1,6 @@
 //! LLM benchmark: prefill and decode tok/s through our runtime ([`Pipeline::chat_stream`]:
-//! prompt rendering, chunked [`crate::llm::decode::prefill`], sampler, detokenizer) against
-//! llama.cpp's bare loop (raw token batches through [`crate::llm::ffi`], argmax) on the same GGUF
+//! prompt rendering, chunked [`h2ovl_runtime::llm::decode::prefill`], sampler, detokenizer) against
+//! llama.cpp's bare loop (raw token batches through [`h2ovl_runtime::llm::ffi`], argmax) on the same GGUF
 //! with the same threads, context size, batch size, KV type and flash-attention setting, in one
 //! run. The bare loop decodes exactly the prompt ids our run produced, so both see the same
 //! tokens. Then the same again after a long prefix (≈ an image-heavy prompt), where decode is
@@ -8,15 +8,15 @@
 //!
 //! Rates are defined identically on both sides: prefill = prompt tokens / time of the prefill;
 //! decode = generated tokens / time from the prefill's logits to the last sampled token
-//! (`gen` samples, `gen - 1` single-token decodes), as [`crate::llm::Timings`] counts them.
+//! (`gen` samples, `gen - 1` single-token decodes), as [`h2ovl_runtime::llm::Timings`] counts them.
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use serde::Serialize;
 
-use crate::llm::ffi::{Batch, Context, ContextParams, Token};
-use crate::llm::{GenerationConfig, History, KvType, Pipeline, PipelineOptions};
+use h2ovl_runtime::llm::ffi::{Batch, Context, ContextParams, Token};
+use h2ovl_runtime::llm::{GenerationConfig, History, KvType, Pipeline, PipelineOptions};
 
 /// What to run.
 #[derive(Clone, Debug)]

@@ -15,8 +15,8 @@ use anyhow::{ensure, Result};
 use serde::Serialize;
 
 use super::fma::{self, FmaPeak};
-use crate::vision::kernels::{self, Isa, QIsa};
-use crate::vision::{Math, VisionConfig, VisionMath, VisionModel};
+use h2ovl_runtime::vision::kernels::{self, Isa, QIsa};
+use h2ovl_runtime::vision::{Math, VisionConfig, VisionMath, VisionModel};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -341,7 +341,7 @@ mod tests {
             image_mean: [0.485, 0.456, 0.406],
             image_std: [0.229, 0.224, 0.225],
             downsample_ratio: 0.5,
-            ps_version: crate::vision::config::PsVersion::V2,
+            ps_version: h2ovl_runtime::vision::config::PsVersion::V2,
             select_layer: -1,
             use_msac: false,
             use_thumbnail: true,
