@@ -5,8 +5,8 @@
 //! arithmetic and int8 linear layers (`VisionMath::Int8`), with the per-token cosine between them;
 //! the fc1 GEMM alone is timed in f32 (F32 weights) and int8 (Q8_0 weights).
 //!
-//! `cargo bench -p h2ovl-runtime --bench vision_encode [-- THREADS [RUNS [f32,f16,q8_0]]]` (default 2
-//! threads, 3 timed runs after one warm-up, all three types). The random mmproj files are written with h2ovl-convert's GGUF
+//! `cargo bench -p h2ovl-bench --bench vision_encode [-- THREADS [RUNS [f32,f16,q8_0]]]` (default 2
+//! threads, 3 timed runs after one warm-up, all three types). The random mmproj files are written with h2ovl-format's GGUF
 //! writer into a temporary folder and memory-mapped exactly as in production.
 use anyhow::Result;
 use h2ovl_format::gguf::{GgmlType, GgufValue, GgufWriter, PlannedTensor};
@@ -245,7 +245,7 @@ fn main() -> Result<()> {
             match &f32_emb {
                 None => f32_emb = Some(emb),
                 Some(base) => {
-                    let (min, mean) = h2ovl_bench::vision::row_cosines(&emb, base, LLM_H);
+                    let (min, mean, _) = h2ovl_bench::row_cosines(&emb, base, LLM_H).expect("same shapes");
                     println!("{ty:>4} {math:>4} vs f32 arithmetic: per-token cosine min {min:.5}, mean {mean:.6}");
                 }
             }

@@ -5,7 +5,7 @@
 //! load drifts hit all alike; ranked by CPU time (GFLOP per core-second), which preemption by
 //! other load on a shared machine changes much less than wall time.
 //!
-//! `cargo run --release -p h2ovl-runtime --example gemm_blocking [-- THREADS [RUNS]]`; set
+//! `cargo run --release -p h2ovl-bench --example gemm_blocking [-- THREADS [RUNS]]`; set
 //! `GEMM_ISAS=avx512` (names as in `{:?}`, comma-separated, lower case) to time only some ISAs.
 use h2ovl_format::quant::{quantize, GgmlType};
 use h2ovl_runtime::vision::kernels::gemm::{gemm_blocked, BMat, Blocking, Epilogue, WType, Weight};

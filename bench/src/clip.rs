@@ -60,17 +60,13 @@ pub fn agreement(a: &[f32], b: &[f32], width: usize) -> Result<Agreement> {
     ensure!(n > 0, "agreement: no rows");
     let (mut sum, mut min, mut min_i, mut max_abs, mut ref_max) = (0.0, f64::INFINITY, 0, 0.0f64, 0.0f64);
     for (i, (ra, rb)) in a.chunks_exact(width).zip(b.chunks_exact(width)).enumerate() {
-        let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
         for (&x, &y) in ra.iter().zip(rb) {
             let (x, y) = (x as f64, y as f64);
-            dot += x * y;
-            na += x * x;
-            nb += y * y;
             max_abs = max_abs.max((x - y).abs());
             ref_max = ref_max.max(y.abs());
         }
         // Two zero rows agree; one zero row against a non-zero one does not.
-        let c = if na == 0.0 && nb == 0.0 { 1.0 } else if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na.sqrt() * nb.sqrt()) };
+        let c = crate::cosine(ra, rb);
         sum += c;
         if c < min {
             min = c;

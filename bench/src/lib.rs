@@ -73,6 +73,41 @@ pub fn median(v: &[f64]) -> f64 {
     s[s.len() / 2]
 }
 
+/// Cosine similarity in f64; two zero vectors count as identical (1), one zero vector as 0.
+/// The one definition behind every embedding comparison here (eval, bench vision, bench clip).
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x as f64, y as f64);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa == 0.0 && bb == 0.0 {
+        return 1.0;
+    }
+    if aa == 0.0 || bb == 0.0 {
+        return 0.0;
+    }
+    ab / (aa.sqrt() * bb.sqrt())
+}
+
+/// Per-token (per-row) cosine of two `[rows, width]` embedding matrices: (min, mean, rows).
+/// `None` when the shapes differ (different tilings cannot be compared row by row).
+pub fn row_cosines(a: &[f32], b: &[f32], width: usize) -> Option<(f64, f64, usize)> {
+    if width == 0 || a.len() != b.len() || a.len() % width != 0 || a.is_empty() {
+        return None;
+    }
+    let (mut min, mut sum, mut n) = (f64::INFINITY, 0.0, 0usize);
+    for (ra, rb) in a.chunks_exact(width).zip(b.chunks_exact(width)) {
+        let c = cosine(ra, rb);
+        min = min.min(c);
+        sum += c;
+        n += 1;
+    }
+    Some((min, sum / n as f64, n))
+}
+
 /// Wall and CPU seconds of one call.
 pub fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
     let c0 = cpu_seconds();
@@ -98,6 +133,18 @@ mod tests {
         assert!(peak_rss_bytes().unwrap() > 1 << 20);
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn cosines_of_vectors_and_rows() {
+        assert_eq!(cosine(&[1.0, 0.0], &[0.0, 1.0]), 0.0);
+        assert!((cosine(&[1.0, 2.0], &[2.0, 4.0]) - 1.0).abs() < 1e-15);
+        assert_eq!((cosine(&[0.0; 3], &[0.0; 3]), cosine(&[0.0; 2], &[1.0, 0.0])), (1.0, 0.0));
+        let (min, mean, n) = row_cosines(&[1.0, 0.0, 1.0, 1.0], &[1.0, 0.0, 0.0, 1.0], 2).unwrap();
+        assert_eq!(n, 2);
+        assert!((min - 0.5f64.sqrt()).abs() < 1e-15, "{min}");
+        assert!((mean - (1.0 + 0.5f64.sqrt()) / 2.0).abs() < 1e-15);
+        assert!(row_cosines(&[1.0, 2.0], &[1.0], 1).is_none());
     }
 }
 

@@ -104,23 +104,6 @@ pub struct Int8Report {
     pub cosine_mean: f64,
 }
 
-/// (min, mean) over rows of `width` of the cosine between `a` and `b` rows.
-pub fn row_cosines(a: &[f32], b: &[f32], width: usize) -> (f64, f64) {
-    let mut min = f64::INFINITY;
-    let mut sum = 0.0;
-    let mut n = 0usize;
-    for (x, y) in a.chunks_exact(width).zip(b.chunks_exact(width)) {
-        let dot: f64 = x.iter().zip(y).map(|(p, q)| *p as f64 * *q as f64).sum();
-        let nx: f64 = x.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
-        let ny: f64 = y.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
-        let c = if nx == 0.0 && ny == 0.0 { 1.0 } else { dot / (nx * ny) };
-        min = min.min(c);
-        sum += c;
-        n += 1;
-    }
-    (min, sum / n.max(1) as f64)
-}
-
 /// FLOPs of one 448 tile: patch embedding, `layers` ViT blocks (QKV + output projections, the
 /// two MLP GEMMs, QK^T and PV over all tokens) and the 2-GEMM projector after the pixel shuffle.
 /// LayerNorm, GELU, softmax and biases are O(N·D) and left out, as is usual. Full 0.8B: ≈ 723e9.
@@ -213,7 +196,7 @@ pub fn run(o: &VisionBenchOptions) -> Result<VisionReport> {
             Some(q) => fma::measure_int8(q, threads, o.fma_iters),
         };
         let base = maths.iter().position(|m| m.q.is_none() && m.isa == mx.isa).filter(|_| mx.q.is_some());
-        let cos = base.map(|b| row_cosines(&embs[i], &embs[b], cfg.projection_dim));
+        let cos = base.and_then(|b| crate::row_cosines(&embs[i], &embs[b], cfg.projection_dim)).map(|(min, mean, _)| (min, mean));
         reports.push(PathReport {
             math: mx.describe(),
             wall_s_per_tile_median: wall,

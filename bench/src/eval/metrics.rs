@@ -70,40 +70,6 @@ pub fn common_prefix(a: &[i32], b: &[i32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-/// Cosine similarity in f64; two zero vectors count as identical (1), one zero vector as 0.
-pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (x as f64, y as f64);
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    if aa == 0.0 && bb == 0.0 {
-        return 1.0;
-    }
-    if aa == 0.0 || bb == 0.0 {
-        return 0.0;
-    }
-    ab / (aa.sqrt() * bb.sqrt())
-}
-
-/// Per-token (per-row) cosine of two `[rows, width]` embedding matrices: (min, mean, rows).
-/// `None` when the shapes differ (different tilings cannot be compared row by row).
-pub fn row_cosines(a: &[f32], b: &[f32], width: usize) -> Option<(f64, f64, usize)> {
-    if width == 0 || a.len() != b.len() || a.len() % width != 0 || a.is_empty() {
-        return None;
-    }
-    let (mut min, mut sum, mut n) = (f64::INFINITY, 0.0, 0usize);
-    for (ra, rb) in a.chunks_exact(width).zip(b.chunks_exact(width)) {
-        let c = cosine(ra, rb);
-        min = min.min(c);
-        sum += c;
-        n += 1;
-    }
-    Some((min, sum / n as f64, n))
-}
-
 /// The leaves of a JSON value as (path, value): `total`, `items[0].name`… Objects and arrays
 /// are walked; empty ones are leaves themselves (so `[]` vs `[1]` still differs).
 pub fn json_leaves(v: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
@@ -189,17 +155,10 @@ mod tests {
     }
 
     #[test]
-    fn common_prefix_and_cosine() {
+    fn common_prefix_counts_equal_leading_tokens() {
         assert_eq!(common_prefix(&[1, 2, 3], &[1, 2, 4, 5]), 2);
         assert_eq!(common_prefix(&[], &[1]), 0);
         assert_eq!(common_prefix(&[7, 8], &[7, 8]), 2);
-        assert_eq!(cosine(&[1.0, 0.0], &[0.0, 1.0]), 0.0);
-        assert!((cosine(&[1.0, 2.0], &[2.0, 4.0]) - 1.0).abs() < 1e-15);
-        let (min, mean, n) = row_cosines(&[1.0, 0.0, 1.0, 1.0], &[1.0, 0.0, 0.0, 1.0], 2).unwrap();
-        assert_eq!(n, 2);
-        assert!((min - 0.5f64.sqrt()).abs() < 1e-15, "{min}");
-        assert!((mean - (1.0 + 0.5f64.sqrt()) / 2.0).abs() < 1e-15);
-        assert!(row_cosines(&[1.0, 2.0], &[1.0], 1).is_none());
     }
 
     #[test]
