@@ -18,5 +18,5 @@ pub mod safetensors;
 pub mod vision;
 pub mod vocab;
 
-pub use pipeline::{convert, convert_cancellable, Cancelled, ConvertOptions, ConvertOutput};
+pub use pipeline::{convert, convert_cancellable, CancelCheck, ConvertOptions, ConvertOutput};
 pub use preset::{LlmQuant, VisionQuant};

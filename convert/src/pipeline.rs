@@ -13,7 +13,6 @@ use crate::{llm, vision, vocab};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What to convert and how.
 #[derive(Clone, Debug)]
@@ -42,20 +41,17 @@ pub fn output_names(name: &str, q: LlmQuant, vq: VisionQuant) -> (String, String
     (format!("{name}-{}.gguf", q.label()), format!("mmproj-{name}-{}.gguf", vq.label()))
 }
 
-/// The error of a conversion stopped through [`convert_cancellable`]'s flag (the CLI raises it on
-/// Ctrl-C and reports its own message).
-#[derive(Debug, thiserror::Error)]
-#[error("conversion cancelled")]
-pub struct Cancelled;
+/// Called every few MB written; its error stops the conversion (the CLI's check reports Ctrl-C).
+pub type CancelCheck = dyn Fn() -> Result<()> + Sync;
 
 /// Runs the conversion (on a dedicated rayon pool when `threads` is set).
 pub fn convert(opts: &ConvertOptions) -> Result<ConvertOutput> {
-    convert_cancellable(opts, &AtomicBool::new(false))
+    convert_cancellable(opts, &|| Ok(()))
 }
 
-/// [`convert`] that stops with [`Cancelled`] once `cancel` is raised (polled per few MB written;
-/// the `*.partial` files are removed as the error unwinds).
-pub fn convert_cancellable(opts: &ConvertOptions, cancel: &AtomicBool) -> Result<ConvertOutput> {
+/// [`convert`] that stops with `cancel`'s error, with the file being written as its context;
+/// the `*.partial` files are removed as the error unwinds.
+pub fn convert_cancellable(opts: &ConvertOptions, cancel: &CancelCheck) -> Result<ConvertOutput> {
     match opts.threads {
         Some(n) => {
             ensure!(n > 0, "thread count must be at least 1");
@@ -66,7 +62,7 @@ pub fn convert_cancellable(opts: &ConvertOptions, cancel: &AtomicBool) -> Result
     }
 }
 
-fn convert_inner(opts: &ConvertOptions, cancel: &AtomicBool) -> Result<ConvertOutput> {
+fn convert_inner(opts: &ConvertOptions, cancel: &CancelCheck) -> Result<ConvertOutput> {
     let input = opts.input.canonicalize().with_context(|| format!("input folder {}", opts.input.display()))?;
     ensure!(input.is_dir(), "{} is not a folder", input.display());
     let name = input
@@ -134,7 +130,7 @@ fn write_gguf(
     ck: &Checkpoint,
     jobs: &[TensorJob],
     pb: &ProgressBar,
-    cancel: &AtomicBool,
+    cancel: &CancelCheck,
     meta: impl FnOnce(&mut Sink<'_>) -> Result<()>,
 ) -> Result<()> {
     let mut w = GgufWriter::new(out.writer());
@@ -146,11 +142,9 @@ fn write_gguf(
     for j in jobs {
         pb.set_message(j.gguf_name.clone());
         w.begin_tensor(&j.gguf_name)?;
-        // The cancel flag (Ctrl-C in the CLI) is polled per piece (a few MB): the error unwinds and the `*.partial` file is removed.
+        // Cancelling (Ctrl-C in the CLI) is checked per piece (a few MB): the error unwinds and the `*.partial` file is removed.
         j.produce_pieces(ck, &mut |b| {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Cancelled.into());
-            }
+            cancel()?;
             w.write_tensor_bytes(b)
         })?;
         w.end_tensor()?;

@@ -1,6 +1,6 @@
 //! Ctrl-C as an ordinary error in `h2ovl convert`, `run`, `batch` and `eval`. A signal handler may
 //! only set a flag, so the first Ctrl-C raises this process-wide one and the long-running loops
-//! poll it (tensors in a conversion through `h2ovl_convert::convert_cancellable`, images in
+//! poll it (tensors in a conversion through `h2ovl_convert::convert_cancellable` and [`check`], images in
 //! `batch`, tokens through `GenerationConfig::cancel`): the command stops with one error line,
 //! the normal unwinding removes its `*.partial` files and `batch` results stay resumable. A second
 //! Ctrl-C exits at once (status 130) for a user who does not want to wait.
@@ -31,6 +31,14 @@ pub fn request() {
 /// Whether Ctrl-C was pressed.
 pub fn requested() -> bool {
     FLAG.get().is_some_and(|f| f.load(Ordering::SeqCst))
+}
+
+/// `Err(interrupted)` once Ctrl-C was pressed (a conversion's cancel check).
+pub fn check() -> anyhow::Result<()> {
+    if requested() {
+        anyhow::bail!(MESSAGE);
+    }
+    Ok(())
 }
 
 #[cfg(unix)]

@@ -41,21 +41,9 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         quiet: a.quiet,
         threads: a.threads,
     };
-    let out = convert_on_ctrl_c(&opts)?;
+    let out = h2ovl_convert::convert_cancellable(&opts, &h2ovl_runtime::interrupt::check)?;
     // The paths are the last lines of stdout so scripts can pick them up.
     println!("{}", out.llm.display());
     println!("{}", out.vision.display());
     Ok(())
-}
-
-/// `convert` stopped by Ctrl-C (the runtime's process-wide flag), reported as every interrupted
-/// command is.
-pub fn convert_on_ctrl_c(opts: &ConvertOptions) -> Result<h2ovl_convert::ConvertOutput> {
-    h2ovl_convert::convert_cancellable(opts, &h2ovl_runtime::interrupt::flag()).map_err(|e| {
-        if e.is::<h2ovl_convert::Cancelled>() {
-            anyhow::anyhow!(h2ovl_runtime::interrupt::MESSAGE)
-        } else {
-            e
-        }
-    })
 }

@@ -149,7 +149,7 @@ fn pairs_from_hf(a: &EvalArgs, hf: &Path) -> Result<(PairSpec, Vec<PairSpec>)> {
         if !a.quiet {
             eprintln!("converting {} to {} + vision {} (kept in {})", hf.display(), q.label(), v.label(), models.display());
         }
-        super::convert::convert_on_ctrl_c(&ConvertOptions { input: hf.clone(), outdir: models.clone(), quant: q, vision_quant: v, quiet: a.quiet, threads: none_if_zero(a.rt.threads) })?;
+        h2ovl_convert::convert_cancellable(&ConvertOptions { input: hf.clone(), outdir: models.clone(), quant: q, vision_quant: v, quiet: a.quiet, threads: none_if_zero(a.rt.threads) }, &h2ovl_runtime::interrupt::check)?;
     }
     let reference = PairSpec { name: format!("{} + {}", rq.label(), rv.label()), model: llm_path(rq), mmproj: vis_path(rv) };
     let mut pairs = Vec::new();

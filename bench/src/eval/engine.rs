@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context as _, Result};
 
 use super::metrics::{common_prefix, compare_answer, json_fields_equal};
-use crate::row_cosines;
 use super::report::{CaseResult, CaseTimings, EmbedStats, PairRecord, Report};
+use crate::row_cosines;
 use h2ovl_runtime::json::Constraint;
 use h2ovl_runtime::llm::{ChatOutput, GenerationConfig, History, ImageEncoder, ImageInput, Pipeline, PipelineOptions, PreparedImage, StopReason, TilingOptions};
 

@@ -13,7 +13,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-
 use super::scanner::Scanner;
 use super::shape::Shape;
 

@@ -9,14 +9,13 @@
 //!
 //! Everything else about JSON (schemas, GBNF text, the scanner, the budget's plan) is in
 //! [`crate::json`], which knows nothing of llama.cpp: the LLM side uses it, not the reverse.
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
 use llama_cpp_sys_2 as sys;
-
-use std::collections::HashMap;
-use std::sync::Arc;
 
 use crate::json::budget::{spell_greedy, Vocab};
 use crate::json::Constraint;
