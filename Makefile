@@ -29,11 +29,15 @@ demo: build $(DEMO_MODEL)/config.json
 # The whole suite: unit + golden tests, the relocatable dist (moved, then run), the chat page in headless
 # Chromium (installs chromium; playwright-core from webui-test/package-lock.json), and the golden tests on
 # an emulated pre-AVX CPU (qemu-x86_64 -cpu Westmere; installs qemu-user like the other prerequisites).
+# Every step runs even when an earlier one failed (cargo's --no-fail-fast likewise runs every test
+# binary), so one report shows every failure; the exit status is non-zero if any step failed.
 test: prereqs
-	$(CARGO) test --release --locked --workspace
-	@scripts/test-dist.sh
-	@scripts/test-webui.sh
-	@scripts/test-old-cpu.sh
+	@failed=""; \
+	$(CARGO) test --release --locked --workspace --no-fail-fast || failed="$$failed cargo-test"; \
+	scripts/test-dist.sh || failed="$$failed test-dist"; \
+	scripts/test-webui.sh || failed="$$failed test-webui"; \
+	scripts/test-old-cpu.sh || failed="$$failed test-old-cpu"; \
+	if [ -n "$$failed" ]; then echo "error: make test failed in:$$failed" >&2; exit 1; fi
 
 # A relocatable folder + tarball in dist/: h2ovl, its llama.cpp libraries and CPU variants.
 dist: build

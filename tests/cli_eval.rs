@@ -191,7 +191,9 @@ fn f32_row_is_exact_q8_0_row_matches_dump_logits_html_is_well_formed_and_resumes
             let d = kl_direct(&ref_dump[s * v..(s + 1) * v], &q8_dump[s * v..(s + 1) * v]);
             let e = kl[s];
             assert!(d > 0.0, "case {k} step {s}: direct KL {d}");
-            assert!((e - d).abs() <= 1e-3 * d.max(e) + 1e-9, "case {k} step {s}: eval KL {e} vs direct {d}");
+            // The same f32 rows on both sides (eval decodes one token at a time, as run does):
+            // only the f64 summation order of the two KL formulas differs.
+            assert!((e - d).abs() <= 1e-9 * d.max(e), "case {k} step {s}: eval KL {e} vs direct {d}");
             compared += 1;
             worst = worst.max((e - d).abs() / d.max(e));
         }

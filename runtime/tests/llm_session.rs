@@ -169,3 +169,41 @@ fn user_errors_are_clear() -> Result<()> {
     assert!(format!("{e:#}").contains("gradient_640x480.png"), "{e:#}");
     Ok(())
 }
+
+/// `force_continuation` (what `h2ovl eval` forces a candidate with) reproduces generation's own
+/// logits bit for bit: cut the KV cache back into an answer and feed the answer's tokens again,
+/// one per decode, and every row equals the row generation computed there — on a Q8_0 model too,
+/// where a one-batch pass can differ by whole 8-bit rounding steps (issue 22).
+#[test]
+fn forcing_a_continuation_gives_the_generation_logits_bit_for_bit() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let q8 = h2ovl_convert::convert(&h2ovl_convert::ConvertOptions {
+        input: golden().join("checkpoints/tiny"),
+        outdir: dir.path().to_path_buf(),
+        quant: h2ovl_convert::LlmQuant::Q8_0,
+        vision_quant: h2ovl_convert::VisionQuant::F32,
+        quiet: true,
+        threads: Some(2),
+    })?;
+    for llm in [tiny_llm().to_path_buf(), q8.llm] {
+        let (shape, rows) = npy::read_f32(&golden().join("cases/tiny_single_640x480/image_embeds.npy"))?;
+        let enc = PrecomputedEncoder { images: vec![(image_path(), 7, rows)], n_embd: shape[1] };
+        let mut p = Pipeline::with_encoder(&llm, Some(Box::new(enc)), opts())?;
+        let img = [ImageInput::Path(image_path())];
+        let out = p.chat_stream(&img, "Describe this image in detail.", &greedy(10), &History::new(), &mut |_| {})?;
+        assert_eq!(out.tokens.len(), 10);
+        let base = out.prompt_ids.len();
+        assert_eq!(p.kv_len(), base + 9, "the last generated token is never decoded");
+        for cut in [0usize, 4] {
+            // Keep the prompt + tokens[..cut]; rows cut+1.. follow tokens[cut..9].
+            let rows = p.force_continuation(base + cut, &out.tokens[cut..9])?;
+            assert_eq!(rows.len(), 9 - cut);
+            for (i, r) in rows.iter().enumerate() {
+                assert!(*r == out.step_logits[cut + 1 + i], "{}: cut {cut}, row {} differs", llm.display(), cut + 1 + i);
+            }
+        }
+        let e = p.force_continuation(base + 20, &out.tokens[..1]).unwrap_err().to_string();
+        assert!(e.contains("keep"), "{e}");
+    }
+    Ok(())
+}

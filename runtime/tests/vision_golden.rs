@@ -230,3 +230,44 @@ fn thread_count_does_not_change(math: VisionMath) {
         assert!(one == enc(t), "{math}: {t} threads differ from 1");
     }
 }
+
+/// A tile's embeddings do not depend on what it is encoded with: the same tile gives the same
+/// bits alone or in a batch (the projector runs one GEMM over every tile of an image, so a
+/// batch changes M and with it the GEMM's row split), on every f32 kernel this CPU runs (F32 and
+/// Q8_0 weights, the latter dequantized while packing) and every int8 kernel, with 1 and 2 threads.
+/// Issue 22: a result that depends on its neighbours cannot be compared across commands.
+#[test]
+fn a_tile_gives_the_same_bits_alone_or_in_a_batch() {
+    use h2ovl_runtime::vision::kernels::{qsimd_isas, simd_isas, Isa, QIsa};
+    use h2ovl_runtime::vision::Math;
+    let f32_file = VisionModel::load(&mmproj("tiny", VisionQuant::F32)).unwrap();
+    let q8_file = VisionModel::load(&mmproj("tiny", VisionQuant::Q8_0)).unwrap();
+    let cfg = f32_file.config().clone();
+    let (pixels, n) = tiles("tiny_multi_640x480_448x448", cfg.image_mean, cfg.image_std);
+    assert_eq!(n, 8);
+    let tl = 3 * cfg.image_size * cfg.image_size;
+    let rows = 256 * cfg.projection_dim;
+    // Tiles 5..8: the last grid tile of image 0, its thumbnail and the 448x448 image (three
+    // different contents, M = 768 rows in the batch against 256 alone).
+    let px = &pixels[5 * tl..];
+    let mut paths: Vec<(&str, &VisionModel, Math)> = Vec::new();
+    let f32_isas: Vec<Isa> = std::iter::once(Isa::Scalar).chain(simd_isas()).collect();
+    for &isa in &f32_isas {
+        paths.push(("F32 file", &f32_file, Math { isa, q: None }));
+        paths.push(("Q8_0 file", &q8_file, Math { isa, q: None }));
+    }
+    let isa = *f32_isas.last().unwrap();
+    for q in std::iter::once(QIsa::Scalar).chain(qsimd_isas()) {
+        paths.push(("Q8_0 file", &q8_file, Math { isa, q: Some(q) }));
+    }
+    for (file, m, mx) in paths {
+        let batch = m.encode_with_math(px, 3, mx, 2).unwrap();
+        for t in 0..3 {
+            let threads = 1 + t % 2;
+            let alone = m.encode_with_math(&px[t * tl..(t + 1) * tl], 1, mx, threads).unwrap();
+            let same = alone == batch[t * rows..(t + 1) * rows];
+            assert!(same, "{file}, {}: tile {t} alone ({threads} threads) differs from the same tile in a batch of 3", mx.describe());
+        }
+        eprintln!("{file}, {}: 3 tiles alone = in a batch, bit for bit", mx.describe());
+    }
+}

@@ -1,4 +1,4 @@
-//! Running the cases: the reference pair first (its greedy answers, their teacher-forced logits
+//! Running the cases: the reference pair first (its greedy answers, the logits that chose them
 //! and its image embeddings go to `OUT/reference/`), then each candidate pair, loaded one at a
 //! time so memory holds one model pair, compared case by case against what the reference left
 //! on disk. `report.json` is rewritten after every case: Ctrl-C loses at most the case running.
@@ -121,12 +121,14 @@ fn interrupted(report: &mut Report, path: &Path) -> Result<()> {
 fn answer(l: &mut Loaded, c: &CaseSpec, max_new_tokens: usize) -> Result<ChatOutput> {
     l.pipe.reset();
     *l.last.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    let cfg = GenerationConfig {
+    let mut cfg = GenerationConfig {
         max_new_tokens,
         constraint: c.constraint.clone(),
         cancel: Some(h2ovl_runtime::interrupt::flag()),
         ..Default::default()
     };
+    // The logits that chose each token: a reference's are its forced logits as they are.
+    cfg.probe.step_logits = true;
     let images = [ImageInput::Path(c.image.clone())];
     l.pipe.chat_stream(&images, &c.prompt, &cfg, &History::new(), &mut |_| {}).with_context(|| format!("case {} ({})", c.id, c.image.display()))
 }
@@ -143,9 +145,33 @@ fn timings(o: &ChatOutput) -> CaseTimings {
     }
 }
 
-fn forced(l: &mut Loaded, c: &CaseSpec, tokens: &[i32]) -> Result<Vec<Vec<f32>>> {
-    let images = [ImageInput::Path(c.image.clone())];
-    l.pipe.teacher_force(&images, &c.prompt, tokens).with_context(|| format!("teacher forcing case {}", c.id))
+/// The reference's own logits: row k chose `tokens[k]` (one row more when it stopped on a stop token).
+fn own_rows(out: &ChatOutput) -> Vec<Vec<f32>> {
+    out.step_logits[..out.tokens.len()].to_vec()
+}
+
+/// The candidate's logits along the reference answer `reference` (row k predicts
+/// `reference[k]` after the prompt and `reference[..k]`), computed exactly as `run` computes
+/// logits: one token per decode. Up to where the candidate's own answer `out` still equals the
+/// reference its own rows are those rows; past it, the KV cache is cut back to that common
+/// prefix and the rest of the reference is fed one token at a time (issue 22: a one-batch
+/// teacher pass differs from this by whole 8-bit rounding steps on quantized models).
+fn forced(l: &mut Loaded, out: &ChatOutput, reference: &[i32]) -> Result<Vec<Vec<f32>>> {
+    let prefix = common_prefix(reference, &out.tokens);
+    // Answer tokens already decoded into the KV cache (the last generated one never is).
+    let decoded = l.pipe.kv_len().saturating_sub(out.prompt_ids.len());
+    let shared = (prefix.min(decoded) + 1).min(reference.len());
+    let mut rows: Vec<Vec<f32>> = out.step_logits.iter().take(shared).cloned().collect();
+    let have = rows.len();
+    if have == 0 && !reference.is_empty() {
+        bail!("the candidate computed no logits for this prompt");
+    }
+    if have < reference.len() {
+        // Row s follows reference[s-1]: keep the prompt + reference[..have-1], feed the rest.
+        let rest = l.pipe.force_continuation(out.prompt_ids.len() + have - 1, &reference[have - 1..reference.len() - 1])?;
+        rows.extend(rest);
+    }
+    Ok(rows)
 }
 
 fn take_embeddings(l: &Loaded) -> Option<Vec<f32>> {
@@ -203,7 +229,7 @@ pub fn run(job: &EvalJob, report: &mut Report, progress: &mut ProgressFn) -> Res
                 let src = reference_embeds_path(job.out, twin.image_index);
                 h2ovl_runtime::npy::write_atomic(&embeds_path, &std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?)?;
             }
-            let rows = forced(&mut l, c, &out.tokens)?;
+            let rows = own_rows(&out);
             let v = l.pipe.model().n_vocab();
             let flat: Vec<f32> = rows.iter().flatten().copied().collect();
             h2ovl_runtime::npy::write_f32(&reference_logits_path(job.out, &c.id), &[rows.len(), v], &flat)?;
@@ -262,7 +288,7 @@ pub fn run(job: &EvalJob, report: &mut Report, progress: &mut ProgressFn) -> Res
                 bail!("{}: vocabulary of {} tokens, the reference's logits have shape {:?}: not the same model family?", p.name, v, shape);
             }
             let ref_rows: Vec<Vec<f32>> = flat.chunks_exact(v.max(1)).map(|r| r.to_vec()).collect();
-            let cand_rows = forced(&mut l, c, &reference.tokens)?;
+            let cand_rows = forced(&mut l, &out, &reference.tokens).with_context(|| format!("teacher forcing case {}", c.id))?;
             let stats = compare_answer(&ref_rows, &cand_rows, &reference.tokens);
             let json_fields = c.constraint.as_ref().and_then(|_| json_fields_equal(&reference.answer, &out.answer));
             let result = CaseResult {

@@ -49,11 +49,6 @@ pub struct Probe {
     /// Teacher forcing: step k feeds `forced[k]` instead of the sampled token (while recording
     /// the logits), to compare logits along a reference continuation.
     pub forced: Vec<Token>,
-    /// Teacher forcing in one prefill (`h2ovl eval`): append these tokens after the prompt and
-    /// return, in [`crate::llm::ChatOutput::prompt_logits`], the logits that predict each of
-    /// them (the last prompt position, then every token but the last), without generating.
-    /// Computed as one batch, so it costs a prefill rather than one decode per token.
-    pub teacher: Vec<Token>,
 }
 
 impl Default for GenerationConfig {

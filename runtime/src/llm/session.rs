@@ -351,20 +351,9 @@ impl Pipeline {
         // 2. Prompt.
         let rendered = render(history.turns.iter().map(|t| (t.question.as_str(), t.answer.as_str())), &question_ph);
         let model = self.model.clone();
-        let mut prompt = tokenize_prompt(&rendered, &keys, |s| model.tokenize(s, true))?;
+        let prompt = tokenize_prompt(&rendered, &keys, |s| model.tokenize(s, true))?;
         let tiles_total: usize = keys.iter().map(|k| k.1).sum();
-        // 2b. Teacher forcing: the forced tokens follow the prompt (all but the last, whose
-        // successor is not asked for) and every position from the last prompt one keeps its logits.
-        let base_len = prompt.len();
-        let teacher = &cfg.probe.teacher;
-        let mut want = cfg.probe.prompt_positions.clone();
-        if !teacher.is_empty() {
-            for &t in &teacher[..teacher.len() - 1] {
-                prompt.ids.push(t);
-                prompt.slots.push(Slot::Token(t));
-            }
-            want = (base_len - 1..base_len - 1 + teacher.len()).collect();
-        }
+        let want = &cfg.probe.prompt_positions;
 
         // 3. Context size, checked before encoding anything.
         let needed = prompt.len() + cfg.max_new_tokens;
@@ -433,10 +422,6 @@ impl Pipeline {
         if keep == prompt.len() {
             keep -= 1; // recompute the last position: its logits start generation
         }
-        if !teacher.is_empty() {
-            // Every forced position is recomputed in one batch, even if the KV cache holds it.
-            keep = keep.min(base_len - 1);
-        }
         ctx.truncate_kv(keep)?;
         self.kv.truncate(keep);
         let t = Instant::now();
@@ -449,7 +434,7 @@ impl Pipeline {
                 let r = row as usize * n_embd;
                 cache.get(&key).and_then(|c| c.rows.get(r..r + n_embd))
             },
-            &want,
+            want,
         )?;
         self.kv.extend_from_slice(&prompt.slots[keep..]);
         timings.prefill_s = t.elapsed().as_secs_f64();
@@ -541,19 +526,36 @@ impl Pipeline {
 }
 
 impl Pipeline {
-    /// Teacher forcing: the logits that predict each token of `answer` after `question` about
-    /// `images` (row k predicts `answer[k]` from the prompt and `answer[..k]`), computed in one
-    /// prefill. `h2ovl eval` compares two model pairs position by position along one answer.
-    pub fn teacher_force(&mut self, images: &[ImageInput], question: &str, answer: &[Token]) -> Result<Vec<Vec<f32>>> {
-        if answer.is_empty() {
-            return Ok(Vec::new());
+    /// Positions the KV cache holds (prompt + decoded answer tokens of the last turn).
+    pub fn kv_len(&self) -> usize {
+        self.kv.len()
+    }
+
+    /// Teacher forcing along a continuation, step by step: keeps the first `keep` positions of
+    /// the KV cache (e.g. a prompt and the answer tokens a reference shares with the last turn's
+    /// answer), then decodes `tokens` one at a time and returns the logits after each.
+    ///
+    /// One token per `llama_decode`, as generation does, and never a batch: with quantized
+    /// weights llama.cpp rounds each activation row to 8 bits, so a batched pass, equal to the
+    /// step-by-step one up to float rounding, can still land a value on the other side of a
+    /// rounding boundary and move every logit of that row (issue 22 measured 0.066 on a Q8_0
+    /// model). Stepping makes these the very logits `run` computes along the same tokens.
+    pub fn force_continuation(&mut self, keep: usize, tokens: &[Token]) -> Result<Vec<Vec<f32>>> {
+        if keep > self.kv.len() || keep == 0 {
+            bail!("force_continuation: keep {keep} of {} cached positions", self.kv.len());
         }
-        let mut cfg = GenerationConfig { max_new_tokens: 0, ..Default::default() };
-        cfg.probe.teacher = answer.to_vec();
-        let out = self.chat_stream(images, question, &cfg, &History::new(), &mut |_| {})?;
-        let rows: Vec<Vec<f32>> = out.prompt_logits.into_iter().map(|(_, l)| l).collect();
-        if rows.len() != answer.len() {
-            bail!("teacher forcing returned {} logit rows for {} tokens", rows.len(), answer.len());
+        let ctx = self.ctx.as_mut().context("force_continuation: no context (run a turn first)")?;
+        if keep + tokens.len() > ctx.n_ctx() {
+            bail!("force_continuation: {} positions do not fit the context of {}", keep + tokens.len(), ctx.n_ctx());
+        }
+        ctx.truncate_kv(keep)?;
+        self.kv.truncate(keep);
+        let mut stepper = Stepper::default();
+        let mut rows = Vec::with_capacity(tokens.len());
+        for &t in tokens {
+            let pos = self.kv.len();
+            rows.push(stepper.step(ctx, t, pos)?.to_vec());
+            self.kv.push(Slot::Token(t));
         }
         Ok(rows)
     }
