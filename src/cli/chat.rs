@@ -9,7 +9,7 @@ use anyhow::Result;
 use h2ovl_runtime::llm::{History, ImageInput};
 
 use super::pdf_args::PdfArgs;
-use super::run::{load_images, timings_line, unescape, ModelArgs, SamplingArgs};
+use super::run::{fit_line, load_images, timings_line, unescape, ModelArgs, SamplingArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct ChatArgs {
@@ -114,6 +114,9 @@ pub fn run(a: ChatArgs) -> Result<()> {
                         history = out.history.clone();
                         pending.clear();
                         if !a.quiet {
+                            if let Some(f) = &out.fit {
+                                eprintln!("[{}]", fit_line(f));
+                            }
                             eprintln!("[{}; {} reused from the cache]", timings_line(&out), out.reused_tokens);
                         }
                     }

@@ -33,6 +33,15 @@ pub struct RuntimeArgs {
     /// Maximum tiles per image (fewer tiles = fewer image tokens = faster, less detail).
     #[arg(long = "max-tiles", default_value_t = 6)]
     pub max_tiles: usize,
+    /// When the images (e.g. a PDF's pages) do not fit the context with the answer: `auto`/`fit`
+    /// lower the tile budget over every image (MSAC off first, then max tiles one at a time,
+    /// down to --min-tiles) and say so on stderr; `off` refuses as before.
+    #[arg(long = "pages-mode", default_value = "auto", value_parser = ["auto", "fit", "off"])]
+    pub pages_mode: String,
+    /// The floor of that lowering, in max tiles per image (default 2: an A4 page keeps a 1x2 grid
+    /// + thumbnail, ~54 dpi; see docs/pdf.md).
+    #[arg(long = "min-tiles", default_value_t = h2ovl_runtime::llm::fit::DEFAULT_MIN_TILES)]
+    pub min_tiles: usize,
     /// Never use MSAC (multi-scale adaptive cropping), even for a single image on the 2b.
     #[arg(long = "no-msac")]
     pub no_msac: bool,
@@ -95,6 +104,9 @@ impl RuntimeArgs {
         if self.max_tiles == 0 {
             anyhow::bail!("--max-tiles must be at least 1");
         }
+        if self.min_tiles == 0 || self.min_tiles > self.max_tiles {
+            anyhow::bail!("--min-tiles {} must be between 1 and --max-tiles ({})", self.min_tiles, self.max_tiles);
+        }
         let o = PipelineOptions {
             threads: self.threads,
             n_ctx: self.ctx_size,
@@ -105,6 +117,8 @@ impl RuntimeArgs {
             verbose: self.verbose,
             max_pixels: self.max_pixels,
             vision_math: self.vision_math.as_deref().unwrap_or("auto").parse()?,
+            pages_mode: self.pages_mode.parse()?,
+            min_tiles: self.min_tiles,
             ..Default::default()
         };
         if !self.exact {
@@ -242,6 +256,11 @@ pub fn load_images(paths: &[PathBuf], pdf: &PdfArgs, model: &ModelArgs, pipe: &P
     h2ovl_runtime::pdf::expand_image_paths(paths, &opts)
 }
 
+/// The line saying the images were fitted to the context (`--pages-mode auto|fit`).
+pub fn fit_line(f: &h2ovl_runtime::llm::FitChoice) -> String {
+    format!("fitted to the context: {f} (--pages-mode off refuses instead; --max-tiles/--min-tiles bound it)")
+}
+
 /// One line of timings for stderr.
 pub fn timings_line(o: &ChatOutput) -> String {
     let t = &o.timings;
@@ -296,6 +315,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             "tokens": out.tokens,
             "prompt_tokens": out.prompt_ids.len(),
             "image_tiles": out.image_tiles,
+            "fit": out.fit.as_ref().map(|f| f.to_string()),
             "stop": format!("{:?}", out.stop),
             "timings": {
                 "image_encode_s": t.image_encode_s,
@@ -322,6 +342,9 @@ pub fn run(a: RunArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if !a.quiet {
+        if let Some(f) = &out.fit {
+            eprintln!("{}", fit_line(f));
+        }
         eprintln!("{}", timings_line(&out));
     }
     Ok(())

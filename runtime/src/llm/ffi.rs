@@ -346,6 +346,32 @@ impl Context {
         Ok(())
     }
 
+    /// The KV cache of the conversation (sequence 0) as bytes, to carry it into a larger context.
+    pub fn save_seq(&mut self) -> Result<Vec<u8>> {
+        // SAFETY: valid context; the buffer is sized by llama.cpp's own size query.
+        let n = unsafe { sys::llama_state_seq_get_size(self.ptr.as_ptr(), 0) };
+        let mut buf = vec![0u8; n];
+        let w = unsafe { sys::llama_state_seq_get_data(self.ptr.as_ptr(), buf.as_mut_ptr(), n, 0) };
+        if w == 0 && n > 0 {
+            bail!("llama.cpp could not save the KV cache ({n} bytes)");
+        }
+        buf.truncate(w);
+        Ok(buf)
+    }
+
+    /// Restores [`Context::save_seq`]'s bytes into this (empty) context's sequence 0.
+    pub fn load_seq(&mut self, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: valid context; llama.cpp reads at most `data.len()` bytes and checks them.
+        let r = unsafe { sys::llama_state_seq_set_data(self.ptr.as_ptr(), data.as_ptr(), data.len(), 0) };
+        if r == 0 {
+            bail!("llama.cpp could not restore the KV cache into the new context");
+        }
+        Ok(())
+    }
+
     /// Forget everything (new conversation).
     pub fn clear_kv(&mut self) {
         // SAFETY: valid context.

@@ -101,6 +101,11 @@ pub trait ImageEncoder: Send {
     fn prepare(&self, image: &ImageInput, tiling: &TilingOptions) -> Result<PreparedImage>;
     /// Run ViT + pixel shuffle + projector: [n_tiles·256, n_embd] row-major.
     fn encode(&self, prepared: &PreparedImage, threads: usize) -> Result<Vec<f32>>;
+    /// Tiles `prepare` would make with `tiling`, as cheaply as the encoder can tell (fitting a
+    /// document tries several tilings before any is prepared). Default: prepare and count.
+    fn tile_count(&self, image: &ImageInput, tiling: &TilingOptions) -> Result<usize> {
+        Ok(self.prepare(image, tiling)?.n_tiles)
+    }
     /// Width of the output rows (must equal the LLM hidden size).
     fn n_embd(&self) -> usize;
     /// Whether this model uses MSAC for single images (2b: yes, 800m: no).

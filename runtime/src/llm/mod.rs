@@ -9,6 +9,7 @@
 //! - [`grammar`]: a JSON constraint (from [`crate::json`]) applied to the logits: llama.cpp's
 //!   grammar as a mask, the model's vocabulary for closing the answer within the budget.
 //! - [`detok`]: streaming UTF-8 assembly of generated pieces.
+//! - [`fit`]: fitting a request's images (a many-page document) to the context.
 //! - [`images`]: image inputs, content keys, the [`ImageEncoder`] seam.
 //! - [`vision_encoder`]: the encoder over `preprocess` + `vision`.
 //! - [`session`]: [`Pipeline`]: load once, `chat` / `chat_stream` with history and KV reuse.
@@ -34,6 +35,7 @@ pub mod cpu_backend;
 pub mod decode;
 pub mod detok;
 pub mod ffi;
+pub mod fit;
 pub mod grammar;
 pub mod images;
 pub mod prompt;
@@ -42,6 +44,7 @@ pub mod session;
 pub mod vision_encoder;
 
 pub use ffi::{KvType, Token};
+pub use fit::{FitChoice, PagesMode};
 pub use grammar::{GrammarMask, ModelVocab};
 pub use images::{ImageEncoder, ImageInput, PrecomputedEncoder, PreparedImage, TilingOptions};
 pub use sampling::{GenerationConfig, Probe};

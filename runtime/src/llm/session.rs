@@ -12,11 +12,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 
-use super::decode::{prefill, Stepper};
+use super::decode::{prefill, PrefillOutput, Stepper};
 use super::detok::TextStream;
 use super::ffi::{Context, ContextParams, KvType, Model, Token};
-use super::images::{ImageEncoder, ImageInput, TilingOptions};
-use super::prompt::{is_stop, question_with_placeholders, render, tokenize_prompt, Slot, TOKENS_PER_TILE};
+use super::fit::{FitChoice, PagesMode};
+use super::images::{ImageEncoder, ImageInput, PreparedImage, TilingOptions};
+use super::prompt::{is_stop, question_with_placeholders, render, tokenize_prompt, PromptTokens, Slot, TOKENS_PER_TILE};
 use super::sampling::{GenerationConfig, Sampler};
 
 /// How to load and run the pipeline.
@@ -42,6 +43,10 @@ pub struct PipelineOptions {
     /// Arithmetic of the vision encoder's linear layers (`--vision-math`; Auto honours
     /// `H2OVL_VISION_MATH`, then picks int8 only where it meets the speed/accuracy bar).
     pub vision_math: crate::vision::VisionMath,
+    /// When a request's images do not fit the context: fit them (lower the tile budget) or refuse.
+    pub pages_mode: PagesMode,
+    /// Floor of the fitted tile budget (`max_num`), see [`super::fit::DEFAULT_MIN_TILES`].
+    pub min_tiles: usize,
 }
 
 impl Default for PipelineOptions {
@@ -57,6 +62,8 @@ impl Default for PipelineOptions {
             verbose: false,
             max_pixels: crate::preprocess::PIL_MAX_PIXELS,
             vision_math: crate::vision::VisionMath::Auto,
+            pages_mode: PagesMode::Auto,
+            min_tiles: super::fit::DEFAULT_MIN_TILES,
         }
     }
 }
@@ -164,6 +171,8 @@ pub struct ChatOutput {
     pub reused_tokens: usize,
     /// Tiles per image of the conversation, in prompt order.
     pub image_tiles: Vec<usize>,
+    /// Set when the images were fitted to the context with a lower tile budget (`--pages-mode`).
+    pub fit: Option<FitChoice>,
     pub timings: Timings,
     /// With `probe.step_logits`: the logits that chose each generated token.
     pub step_logits: Vec<Vec<f32>>,
@@ -239,6 +248,11 @@ impl Pipeline {
         &self.opts
     }
 
+    /// Per-request `pages_mode` (the server's request field); the other options are fixed at load.
+    pub fn set_pages_mode(&mut self, m: PagesMode) {
+        self.opts.pages_mode = m;
+    }
+
     pub fn has_vision(&self) -> bool {
         self.encoder.is_some()
     }
@@ -310,6 +324,8 @@ impl Pipeline {
         r
     }
 
+    /// One turn, as named stages: tiling (fit to the context) → images (keys, tiling) →
+    /// prompt → context (checked before any compute) → encode → prefill → decode.
     fn chat_inner(
         &mut self,
         images: &[ImageInput],
@@ -325,44 +341,20 @@ impl Pipeline {
             bail!("images were given but no vision model is loaded (pass --mmproj with the vision GGUF)");
         }
         let question_ph = question_with_placeholders(question, images.len(), n_prev + 1)?;
-
-        // 1. Tile counts (cheap), so the prompt length is known before any compute.
-        let msac = self.opts.msac && all_images.len() == 1 && self.encoder.as_ref().is_some_and(|e| e.uses_msac());
-        let tiling = TilingOptions { max_tiles: self.opts.max_tiles, msac };
-        let mut keys: Vec<(u64, usize)> = Vec::with_capacity(all_images.len());
-        let mut to_encode = Vec::new();
-        for img in &all_images {
-            let key = img.content_key(&tiling)?;
-            let n_tiles = if let Some(c) = self.cache.get(&key) {
-                c.n_tiles
-            } else if let Some((_, p)) = to_encode.iter().find(|(k, _)| *k == key) {
-                let p: &super::images::PreparedImage = p;
-                p.n_tiles
-            } else {
-                let enc = self.encoder.as_ref().expect("checked above");
-                let p = enc.prepare(img, &tiling).with_context(|| format!("preparing image {}", img.label()))?;
-                let n = p.n_tiles;
-                to_encode.push((key, p));
-                n
-            };
-            keys.push((key, n_tiles));
-        }
-
-        // 2. Prompt.
         let rendered = render(history.turns.iter().map(|t| (t.question.as_str(), t.answer.as_str())), &question_ph);
-        let model = self.model.clone();
-        let prompt = tokenize_prompt(&rendered, &keys, |s| model.tokenize(s, true))?;
-        let tiles_total: usize = keys.iter().map(|k| k.1).sum();
-        let want = &cfg.probe.prompt_positions;
+        let limit = self.context_limit();
 
-        // 3. Context size, checked before encoding anything.
+        let (tiling, fit) = self.choose_tiling(&all_images, &rendered, cfg.max_new_tokens, limit)?;
+        let (keys, to_encode) = self.prepare_images(&all_images, &tiling)?;
+        let prompt = self.prompt(&rendered, &keys)?;
+
+        // Context size, checked before encoding anything.
         let needed = prompt.len() + cfg.max_new_tokens;
-        let train = if self.model.n_ctx_train() > 0 { self.model.n_ctx_train() } else { 8192 };
-        let limit = self.opts.n_ctx.unwrap_or(train);
         if needed > limit {
+            let tiles_total: usize = keys.iter().map(|k| k.1).sum();
             bail!(
                 "the prompt needs {} tokens ({} image positions from {} tiles) + {} new tokens = {}, more than the \
-                 context size {}: lower --max-tiles (now {}), pass fewer images, lower -n/--max-new-tokens{}",
+                 context size {}: lower --max-tiles (now {}), pass fewer images, lower -n/--max-new-tokens{}{}",
                 prompt.len(),
                 prompt.n_image_positions(),
                 tiles_total,
@@ -370,54 +362,182 @@ impl Pipeline {
                 needed,
                 limit,
                 self.opts.max_tiles,
-                if self.opts.n_ctx.is_some() { ", or raise -c/--ctx-size" } else { "" }
+                if self.opts.n_ctx.is_some() { ", or raise -c/--ctx-size" } else { "" },
+                if self.opts.pages_mode == PagesMode::Off { ", or let --pages-mode auto fit the images" } else { "" }
             );
         }
-        // 3b. A constrained answer must fit its smallest valid value in the budget: refuse up
+        // A constrained answer must fit its smallest valid value in the budget: refuse up
         // front rather than return JSON that does not parse.
-        let mut budget = cfg.constraint.as_ref().map(|c| self.json_budget(c));
+        let budget = cfg.constraint.as_ref().map(|c| self.json_budget(c));
         if let Some(b) = &budget {
             check_json_minimum(b.minimum(), cfg.max_new_tokens)?;
         }
-        if self.ctx.as_ref().is_none_or(|c| c.n_ctx() < needed) {
-            // Auto size: what this turn needs, but at least double the previous context, so a
-            // growing conversation re-allocates (and re-prefills) only O(log n) times.
-            let prev = self.ctx.as_ref().map_or(0, |c| c.n_ctx());
-            let n_ctx = self.opts.n_ctx.unwrap_or_else(|| needed.next_multiple_of(256).max(2 * prev).min(limit));
-            self.ctx = None; // free the old KV cache before allocating the new one
-            self.kv.clear();
-            let p = ContextParams {
-                n_ctx: n_ctx as u32,
-                n_batch: self.opts.n_batch as u32,
-                n_threads: self.opts.n_threads() as i32,
-                kv_type: self.opts.kv_type,
-                flash_attn: self.opts.flash_attn,
-            };
-            self.ctx = Some(Context::new(self.model.clone(), &p)?);
-        }
+        self.ensure_context(needed, limit)?;
+        self.encode_images(to_encode, &mut timings)?;
+        let (keep, last) = self.prefill_prompt(&prompt, &cfg.probe.prompt_positions, &mut timings)?;
+        let gen = self.generate(cfg, &prompt, last.last, budget, on_text, &mut timings)?;
 
-        // 4. Encode the images not seen before.
-        let n_embd = self.model.n_embd();
-        if !to_encode.is_empty() {
-            let t = Instant::now();
-            let enc = self.encoder.as_ref().expect("checked above");
-            for (key, p) in &to_encode {
-                let rows = enc.encode(p, self.opts.n_threads())?;
-                let want = p.n_tiles * TOKENS_PER_TILE * n_embd;
-                if rows.len() != want {
-                    bail!("the vision encoder returned {} values for {} tiles, expected {want}", rows.len(), p.n_tiles);
-                }
-                self.cache.insert(*key, CachedImage { n_tiles: p.n_tiles, rows });
+        // Bound the embedding cache: past a few dozen images keep only this conversation's.
+        if self.cache.len() > MAX_CACHED_IMAGES {
+            self.cache.retain(|k, _| keys.iter().any(|(key, _)| key == k));
+        }
+        let mut new_history = history.clone();
+        new_history.turns.push(Turn { question: question_ph, answer: gen.answer.clone(), images: images.to_vec() });
+        Ok(ChatOutput {
+            answer: gen.answer,
+            tokens: gen.tokens,
+            stop: gen.stop,
+            prompt_ids: prompt.ids,
+            reused_tokens: keep,
+            image_tiles: keys.iter().map(|k| k.1).collect(),
+            fit,
+            timings,
+            step_logits: gen.step_logits,
+            prompt_logits: last.at,
+            history: new_history,
+        })
+    }
+
+    /// The context size a turn must fit: `-c`, else the model's trained length.
+    fn context_limit(&self) -> usize {
+        let train = if self.model.n_ctx_train() > 0 { self.model.n_ctx_train() } else { 8192 };
+        self.opts.n_ctx.unwrap_or(train)
+    }
+
+    /// Stage 1, tiling: the request's own (`--max-tiles`, MSAC when the whole conversation has
+    /// one image, as the reference), or under `--pages-mode auto|fit`, when the images do not fit
+    /// with the answer budget, the largest lower budget that does ([`super::fit`]).
+    fn choose_tiling(&mut self, images: &[&ImageInput], rendered: &str, max_new: usize, limit: usize) -> Result<(TilingOptions, Option<FitChoice>)> {
+        let msac = self.opts.msac && images.len() == 1 && self.encoder.as_ref().is_some_and(|e| e.uses_msac());
+        let requested = TilingOptions { max_tiles: self.opts.max_tiles, msac };
+        if images.is_empty() || self.opts.pages_mode == PagesMode::Off {
+            return Ok((requested, None));
+        }
+        let enc = self.encoder.as_ref().expect("checked by chat_inner");
+        let count = |lv: &TilingOptions| -> Result<usize> {
+            images.iter().map(|img| enc.tile_count(img, lv).with_context(|| format!("preparing image {}", img.label()))).sum()
+        };
+        // Text tokens do not depend on the tile counts: tokenize once with one tile per image.
+        let model = self.model.clone();
+        let one_each: Vec<(u64, usize)> = images.iter().map(|_| (0, 1)).collect();
+        let text = tokenize_prompt(rendered, &one_each, |s| model.tokenize(s, true))?.len() - images.len() * TOKENS_PER_TILE;
+        let fixed = text + max_new;
+        let t0 = count(&requested)?;
+        if fixed + t0 * TOKENS_PER_TILE <= limit {
+            return Ok((requested, None));
+        }
+        let floor = self.opts.min_tiles.min(self.opts.max_tiles);
+        let levels = super::fit::levels(self.opts.max_tiles, floor, msac);
+        match super::fit::choose(&levels, fixed, limit, count)? {
+            Some((i, tiles)) => {
+                let used = levels[i];
+                Ok((used, Some(FitChoice { images: images.len(), requested, used, tiles_requested: t0, tiles, limit })))
             }
-            // The normalized tiles (13 × 2.4 MB for an MSAC image) are not needed by the prefill:
-            // free them now so they do not add to the peak RSS while the KV cache fills.
-            timings.images_encoded = to_encode.len();
-            drop(std::mem::take(&mut to_encode));
-            timings.image_encode_s = t.elapsed().as_secs_f64();
+            None => {
+                let at_floor = count(levels.last().expect("levels are never empty"))?;
+                bail!(
+                    "{} image(s) do not fit the context even at the floor of max {floor} tiles per image: {} tiles = {} \
+                     image positions + {text} text tokens + {max_new} new tokens = {}, more than the context size {limit}: \
+                     pass fewer pages or images (--pages), lower -n/--max-new-tokens, lower --min-tiles (now {floor}){}",
+                    images.len(),
+                    at_floor,
+                    at_floor * TOKENS_PER_TILE,
+                    fixed + at_floor * TOKENS_PER_TILE,
+                    if self.opts.n_ctx.is_some() { ", or raise -c/--ctx-size" } else { "" }
+                )
+            }
         }
+    }
 
-        // 5. Keep the common prefix of the KV cache, prefill the rest.
-        let ctx = self.ctx.as_mut().expect("created above");
+    /// Stage 2, images: each image's content key and tile count (from the embedding cache when
+    /// it was encoded before with this tiling), and the images to encode, decoded and tiled.
+    #[allow(clippy::type_complexity)]
+    fn prepare_images(&self, images: &[&ImageInput], tiling: &TilingOptions) -> Result<(Vec<(u64, usize)>, Vec<(u64, PreparedImage)>)> {
+        let mut keys: Vec<(u64, usize)> = Vec::with_capacity(images.len());
+        let mut to_encode: Vec<(u64, PreparedImage)> = Vec::new();
+        for img in images {
+            let key = img.content_key(tiling)?;
+            let n_tiles = if let Some(c) = self.cache.get(&key) {
+                c.n_tiles
+            } else if let Some((_, p)) = to_encode.iter().find(|(k, _)| *k == key) {
+                p.n_tiles
+            } else {
+                let enc = self.encoder.as_ref().expect("checked by chat_inner");
+                let p = enc.prepare(img, tiling).with_context(|| format!("preparing image {}", img.label()))?;
+                let n = p.n_tiles;
+                to_encode.push((key, p));
+                n
+            };
+            keys.push((key, n_tiles));
+        }
+        Ok((keys, to_encode))
+    }
+
+    /// Stage 3, prompt: the rendered conversation with each `<image>` expanded to its rows.
+    fn prompt(&self, rendered: &str, keys: &[(u64, usize)]) -> Result<PromptTokens> {
+        let model = self.model.clone();
+        tokenize_prompt(rendered, keys, |s| model.tokenize(s, true))
+    }
+
+    /// Stage 4, context: large enough for `needed` positions. Auto size: what this turn needs,
+    /// but at least double the previous context, so a growing conversation re-allocates only
+    /// O(log n) times; the KV cache moves into the new context, so growing costs no re-prefill.
+    fn ensure_context(&mut self, needed: usize, limit: usize) -> Result<()> {
+        if self.ctx.as_ref().is_some_and(|c| c.n_ctx() >= needed) {
+            return Ok(());
+        }
+        let prev = self.ctx.as_ref().map_or(0, |c| c.n_ctx());
+        let n_ctx = self.opts.n_ctx.unwrap_or_else(|| needed.next_multiple_of(256).max(2 * prev).min(limit));
+        let saved = match self.ctx.as_mut() {
+            Some(c) if !self.kv.is_empty() => c.save_seq().ok(),
+            _ => None,
+        };
+        self.ctx = None; // free the old KV cache before allocating the new one
+        let p = ContextParams {
+            n_ctx: n_ctx as u32,
+            n_batch: self.opts.n_batch as u32,
+            n_threads: self.opts.n_threads() as i32,
+            kv_type: self.opts.kv_type,
+            flash_attn: self.opts.flash_attn,
+        };
+        let mut ctx = Context::new(self.model.clone(), &p)?;
+        if saved.is_none_or(|s| ctx.load_seq(&s).is_err()) {
+            ctx.clear_kv();
+            self.kv.clear();
+        }
+        self.ctx = Some(ctx);
+        Ok(())
+    }
+
+    /// Stage 5, encode: the images not seen before, into the embedding cache.
+    fn encode_images(&mut self, mut to_encode: Vec<(u64, PreparedImage)>, timings: &mut Timings) -> Result<()> {
+        if to_encode.is_empty() {
+            return Ok(());
+        }
+        let n_embd = self.model.n_embd();
+        let t = Instant::now();
+        let enc = self.encoder.as_ref().expect("checked by chat_inner");
+        for (key, p) in &to_encode {
+            let rows = enc.encode(p, self.opts.n_threads())?;
+            let want = p.n_tiles * TOKENS_PER_TILE * n_embd;
+            if rows.len() != want {
+                bail!("the vision encoder returned {} values for {} tiles, expected {want}", rows.len(), p.n_tiles);
+            }
+            self.cache.insert(*key, CachedImage { n_tiles: p.n_tiles, rows });
+        }
+        // The normalized tiles (13 × 2.4 MB for an MSAC image) are not needed by the prefill:
+        // free them now so they do not add to the peak RSS while the KV cache fills.
+        timings.images_encoded = to_encode.len();
+        drop(std::mem::take(&mut to_encode));
+        timings.image_encode_s = t.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Stage 6, prefill: keep the common prefix of the KV cache, compute the rest. Returns the
+    /// positions kept and the logits (last position, and the requested ones).
+    fn prefill_prompt(&mut self, prompt: &PromptTokens, want: &[usize], timings: &mut Timings) -> Result<(usize, PrefillOutput)> {
+        let n_embd = self.model.n_embd();
+        let ctx = self.ctx.as_mut().expect("created by ensure_context");
         let mut keep = self.kv.iter().zip(&prompt.slots).take_while(|(a, b)| a == b).count();
         if keep == prompt.len() {
             keep -= 1; // recompute the last position: its logits start generation
@@ -439,14 +559,25 @@ impl Pipeline {
         self.kv.extend_from_slice(&prompt.slots[keep..]);
         timings.prefill_s = t.elapsed().as_secs_f64();
         timings.prefill_tokens = prompt.len() - keep;
+        Ok((keep, pre))
+    }
 
-        // 6. Generate.
+    /// Stage 7, decode: sample (or take the forced / budget token), stream the text, step.
+    fn generate(
+        &mut self,
+        cfg: &GenerationConfig,
+        prompt: &PromptTokens,
+        mut logits: Vec<f32>,
+        mut budget: Option<crate::json::budget::Budget<Arc<super::grammar::ModelVocab>>>,
+        on_text: &mut dyn FnMut(&str),
+        timings: &mut Timings,
+    ) -> Result<Generated> {
         let t = Instant::now();
+        let ctx = self.ctx.as_mut().expect("created by ensure_context");
         let mut sampler = Sampler::new(cfg);
         let mut grammar = cfg.constraint.as_ref().map(|c| super::grammar::GrammarMask::new(&self.model, c)).transpose()?;
         let mut stepper = Stepper::default();
         let mut context_ids: Vec<Token> = prompt.ids.clone();
-        let mut logits = pre.last;
         let mut stream = TextStream::new();
         let mut tokens = Vec::new();
         let mut step_logits = Vec::new();
@@ -501,28 +632,16 @@ impl Pipeline {
         }
         timings.decode_s = t.elapsed().as_secs_f64();
         timings.decode_tokens = tokens.len();
-
-        // Bound the embedding cache: past a few dozen images keep only this conversation's.
-        if self.cache.len() > MAX_CACHED_IMAGES {
-            self.cache.retain(|k, _| keys.iter().any(|(key, _)| key == k));
-        }
-
-        let answer = stream.text().trim_end().to_string();
-        let mut new_history = history.clone();
-        new_history.turns.push(Turn { question: question_ph, answer: answer.clone(), images: images.to_vec() });
-        Ok(ChatOutput {
-            answer,
-            tokens,
-            stop,
-            prompt_ids: prompt.ids,
-            reused_tokens: keep,
-            image_tiles: keys.iter().map(|k| k.1).collect(),
-            timings,
-            step_logits,
-            prompt_logits: pre.at,
-            history: new_history,
-        })
+        Ok(Generated { answer: stream.text().trim_end().to_string(), tokens, stop, step_logits })
     }
+}
+
+/// What the decode stage produced.
+struct Generated {
+    answer: String,
+    tokens: Vec<Token>,
+    stop: StopReason,
+    step_logits: Vec<Vec<f32>>,
 }
 
 impl Pipeline {

@@ -90,6 +90,18 @@ impl ImageEncoder for VisionEncoder {
         Ok(PreparedImage { n_tiles: t.tiles.len(), pixels, description, tag: 0 })
     }
 
+    fn tile_count(&self, image: &ImageInput, tiling: &TilingOptions) -> Result<usize> {
+        let cfg = PreprocessConfig { max_tiles: tiling.max_tiles as u32, ..self.pre.clone() };
+        let (w, h) = match image {
+            ImageInput::Path(p) => {
+                let bytes = std::fs::read(p).with_context(|| format!("cannot read image {}", p.display()))?;
+                preprocess::decode::image_dims(&bytes, cfg.max_pixels).with_context(|| format!("cannot load image {}", p.display()))?
+            }
+            ImageInput::Rgb(i) => i.dimensions(),
+        };
+        Ok(preprocess::tile_count(w, h, &cfg, tiling.msac))
+    }
+
     fn encode(&self, prepared: &PreparedImage, threads: usize) -> Result<Vec<f32>> {
         self.model
             .encode_opts(&prepared.pixels, prepared.n_tiles, &EncodeOptions { threads, math: self.math })

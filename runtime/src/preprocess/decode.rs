@@ -34,6 +34,19 @@ pub fn load_image(path: &Path, max_pixels: u64) -> Result<RgbImage> {
     decode_image(&bytes, max_pixels).with_context(|| format!("cannot load image {}", path.display()))
 }
 
+/// Width and height of an in-memory image from its header (what [`decode_image`] would give:
+/// no EXIF rotation), refusing images over `max_pixels` as it does.
+pub fn image_dims(bytes: &[u8], max_pixels: u64) -> Result<(u32, u32)> {
+    let r = ImageReader::new(Cursor::new(bytes)).with_guessed_format().context("cannot read image header")?;
+    let (w, h) = match r.format() {
+        Some(ImageFormat::Jpeg) => super::jpeg::jpeg_dimensions(bytes).context("corrupt or truncated JPEG header")?,
+        Some(_) => r.into_dimensions().context("corrupt or truncated image header")?,
+        None => return decode_image(bytes, max_pixels).map(|i| i.dimensions()),
+    };
+    check_size(w, h, max_pixels)?;
+    Ok((w, h))
+}
+
 /// Decode an in-memory image to RGB, refusing images over `max_pixels` before decoding.
 pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
     if bytes.is_empty() {

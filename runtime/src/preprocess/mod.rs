@@ -152,6 +152,27 @@ pub fn tile_image(img: &image::RgbImage, cfg: &PreprocessConfig, allow_msac: boo
     }
 }
 
+/// How many tiles [`tile_image`] makes of a `w × h` image, from the grid rule alone (no pixels):
+/// what fitting a document to the context compares across tile budgets before any decoding.
+pub fn tile_count(w: u32, h: u32, cfg: &PreprocessConfig, allow_msac: bool) -> usize {
+    if w == 0 || h == 0 {
+        return 0;
+    }
+    let s = cfg.image_size;
+    // `pass_tiles`: the grid, plus the thumbnail when asked for and the grid is not one tile.
+    let pass = |g: grid::Grid, thumb: bool| {
+        let n = (g.0 * g.1) as usize;
+        n + usize::from(thumb && n != 1)
+    };
+    if !(cfg.use_msac && allow_msac) {
+        return pass(grid::closest_grid(w, h, &grid::candidate_grids(cfg.min_tiles, cfg.max_tiles), s), cfg.use_thumbnail);
+    }
+    let g = msac::msac_grids(w, h, cfg.min_tiles, cfg.max_tiles, s);
+    let p2 = if g.pass2 == (1, 1) { 1 } else { pass(g.pass2, true) };
+    // `combine_msac` drops the last tile of each pass and appends pass 2's last.
+    pass(g.pass1, true) + p2 - 1
+}
+
 /// Normalise tiles into one `[T, 3, S, S]` f32 buffer (C order) with `cfg.mean`/`cfg.std`.
 pub fn normalize_tiles(tiles: &[image::RgbImage], cfg: &PreprocessConfig) -> Vec<f32> {
     normalize::normalize_all(tiles, cfg.mean, cfg.std)
@@ -189,6 +210,23 @@ mod tests {
             // Multi-image prompts never use MSAC.
             assert!(!tile_image(&img, &with_msac, false).msac);
         }
+    }
+
+    /// `tile_count` (grid rule only) equals the tiles `tile_image` makes, for every tile budget a
+    /// document fit may try (1..=12), MSAC on and off, portrait/landscape/square/extreme shapes
+    /// (small images: the count does not depend on the pixels, only on the aspect and area).
+    #[test]
+    fn tile_count_equals_the_tiles_made() {
+        for (w, h) in [(210, 297), (297, 210), (100, 100), (200, 50), (50, 300), (101, 67), (224, 224), (300, 900)] {
+            for max in 1..=12 {
+                for msac in [false, true] {
+                    let cfg = PreprocessConfig { image_size: 28, max_tiles: max, use_msac: msac, ..Default::default() };
+                    let img = blank(w, h);
+                    assert_eq!(tile_count(w, h, &cfg, true), tile_image(&img, &cfg, true).tiles.len(), "{w}x{h} max {max} msac {msac}");
+                }
+            }
+        }
+        assert_eq!(tile_count(0, 10, &PreprocessConfig::default(), true), 0);
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub struct ChatRequest {
     stop: Option<StopField>,
     pub response_format: Option<Value>,
     pub n: Option<u32>,
+    /// Not in OpenAI's schema (clients that do not send it get the server's `--pages-mode`):
+    /// `auto`/`fit` lower the tile budget when the images do not fit, `off` refuses (400).
+    pub pages_mode: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +127,8 @@ pub struct ChatJob {
     pub history: History,
     pub cfg: GenerationConfig,
     pub stop: Vec<String>,
+    /// The request's `pages_mode` (`None`: the server's).
+    pub pages_mode: Option<crate::llm::PagesMode>,
 }
 
 /// Largest `max_tokens` accepted (the model's trained context).
@@ -195,6 +200,10 @@ impl ChatRequest {
         if stop.len() > 4 || stop.iter().any(|s| s.is_empty()) {
             return Err(ApiError::bad_request("stop: up to 4 non-empty strings").with_param("stop"));
         }
+        let pages_mode = match &self.pages_mode {
+            None => None,
+            Some(m) => Some(m.parse().map_err(|e: anyhow::Error| ApiError::bad_request(e.to_string()).with_param("pages_mode"))?),
+        };
 
         // Messages → history turns + the open question.
         let mut turns: Vec<(String, Vec<ImageInput>, Option<String>)> = Vec::new();
@@ -231,7 +240,7 @@ impl ChatRequest {
             let q = question_with_placeholders(&q, imgs.len(), first).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
             history.turns.push(Turn { question: q, answer: a.unwrap_or_default(), images: imgs });
         }
-        Ok(ChatJob { images, question, history, cfg, stop })
+        Ok(ChatJob { images, question, history, cfg, stop, pages_mode })
     }
 }
 

@@ -217,13 +217,13 @@ async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Result<Bytes, B
             match ev {
                 Event::Delta(d) => text.push_str(&d),
                 Event::Failed(m) => return Err(ApiError::bad_request(m)),
-                Event::Done { finish_reason, prompt_tokens, completion_tokens, timings, reused_tokens, image_tiles } => {
+                Event::Done { finish_reason, prompt_tokens, completion_tokens, timings, reused_tokens, image_tiles, fit } => {
                     return Ok(Json(json!({
                         "id": id, "object": "chat.completion", "created": created, "model": model,
                         "choices": [{"index": 0, "message": {"role": "assistant", "content": text.trim_end()},
                                      "finish_reason": finish_reason, "logprobs": null}],
                         "usage": usage(prompt_tokens, completion_tokens),
-                        "timings": timings_json(&timings, reused_tokens, &image_tiles),
+                        "timings": timings_json(&timings, reused_tokens, &image_tiles, fit.as_deref()),
                     }))
                     .into_response());
                 }
@@ -260,8 +260,8 @@ async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Result<Bytes, B
             let out: Vec<SseEvent> = match ev {
                 Event::Delta(d) => vec![chunk(json!({"content": d}), None, None, None)],
                 Event::Failed(m) => vec![SseEvent::default().data(ApiError::bad_request(m).body().to_string())],
-                Event::Done { finish_reason, prompt_tokens, completion_tokens, timings, reused_tokens, image_tiles } => {
-                    let t = timings_json(&timings, reused_tokens, &image_tiles);
+                Event::Done { finish_reason, prompt_tokens, completion_tokens, timings, reused_tokens, image_tiles, fit } => {
+                    let t = timings_json(&timings, reused_tokens, &image_tiles, fit.as_deref());
                     let mut v = vec![chunk(json!({}), Some(finish_reason), None, Some(t))];
                     if include_usage {
                         v.push(chunk(json!({}), None, Some(usage(prompt_tokens, completion_tokens)), None));
@@ -291,10 +291,11 @@ fn usage(prompt: usize, completion: usize) -> Value {
 
 /// llama-server's `timings` keys (prompt = the prefill of this turn's new positions, predicted =
 /// decode), plus `cache_n` (positions reused from the KV cache: why follow-ups are fast) and the
-/// vision side (`image_encode_ms` for the images not cached yet, tiles per image).
-fn timings_json(t: &crate::llm::Timings, reused: usize, tiles: &[usize]) -> Value {
+/// vision side (`image_encode_ms` for the images not cached yet, tiles per image), and `fit` when
+/// the images were fitted to the context with a lower tile budget (what was chosen, in words).
+fn timings_json(t: &crate::llm::Timings, reused: usize, tiles: &[usize], fit: Option<&str>) -> Value {
     let per_token = |s: f64, n: usize| if n > 0 { s * 1e3 / n as f64 } else { 0.0 };
-    json!({
+    let mut v = json!({
         "cache_n": reused,
         "prompt_n": t.prefill_tokens,
         "prompt_ms": t.prefill_s * 1e3,
@@ -307,7 +308,11 @@ fn timings_json(t: &crate::llm::Timings, reused: usize, tiles: &[usize]) -> Valu
         "image_encode_ms": t.image_encode_s * 1e3,
         "images_encoded": t.images_encoded,
         "image_tiles": tiles,
-    })
+    });
+    if let Some(f) = fit {
+        v["fit"] = json!(f);
+    }
+    v
 }
 
 /// A per-process unique id (time + counter), enough for response ids.

@@ -27,6 +27,8 @@ pub enum Event {
         timings: Timings,
         reused_tokens: usize,
         image_tiles: Vec<usize>,
+        /// What the images were fitted to, when the tile budget was lowered (`--pages-mode`).
+        fit: Option<String>,
     },
     /// The pipeline refused the request (bad image, context overflow, …).
     Failed(String),
@@ -102,6 +104,8 @@ fn run(mut pipe: Pipeline, rx: Receiver<Queued>, in_flight: &AtomicUsize) {
         let mut filter = StopFilter::new(job.stop);
         // A panic inside one request must not take the server down with it: report it as that
         // request's error and start the next one from a clean KV cache.
+        let server_mode = pipe.options().pages_mode;
+        pipe.set_pages_mode(job.pages_mode.unwrap_or(server_mode));
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             pipe.chat_stream(&job.images, &job.question, &cfg, &job.history, &mut |piece| {
                 let emit = filter.push(piece);
@@ -135,6 +139,7 @@ fn run(mut pipe: Pipeline, rx: Receiver<Queued>, in_flight: &AtomicUsize) {
                     timings: o.timings,
                     reused_tokens: o.reused_tokens,
                     image_tiles: o.image_tiles,
+                    fit: o.fit.map(|f| f.to_string()),
                 }
             }
             Err(e) => Event::Failed(format!("{e:#}")),
