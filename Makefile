@@ -53,7 +53,7 @@ test-dist: build
 test-old-cpu: build
 	@scripts/test-old-cpu.sh
 
-# The chat page of `h2ovl serve` in headless Chromium; SCREENSHOT=docs/webui.png refreshes the README's.
+# The chat page of `h2ovl serve` in headless Chromium; SCREENSHOT=docs/webui.png refreshes the README's two (desktop, phone).
 test-webui: build
 	@scripts/test-webui.sh
 

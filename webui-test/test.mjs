@@ -1,12 +1,16 @@
 // The chat page of `h2ovl serve` in a real browser (Debian's headless Chromium driven by
-// playwright-core), against two servers started by scripts/test-webui.sh on the tiny golden
-// checkpoint: BASE (no key) and BASE_KEY (--api-key KEY).
+// playwright-core), against three servers started by scripts/test-webui.sh on the tiny golden
+// checkpoint: BASE (no key), BASE_KEY (--api-key KEY) and DOOMED_BASE (process DOOMED_PID, which
+// this test kills).
 //
 // Steps: the settings panel shows the server's defaults; a PNG attached with the button and a
 // 2-page PDF dropped on the page, a question, the streamed answer with its timings; a follow-up
 // that reuses the KV cache; paste adds an image; Stop cuts a long generation; reload finds the
 // conversation again; an answer containing <script> (a crafted SSE stream fulfilled by
-// page.route) is shown as text; with --api-key the page asks for the key, keeps it, and works.
+// page.route) is shown as text; a narrow window turns the settings panel into a closed drawer;
+// with --api-key the page asks for the key, keeps it, and works; a phone (390×844, touch): the
+// drawers, the composer in view, the camera input, a photo + PDF question answered; the server
+// killed mid-answer, then gone: messages in words instead of "Failed to fetch".
 // Prints "N passed, M failed" and exits non-zero on any failure.
 import { chromium } from 'playwright-core';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -15,7 +19,8 @@ import { join } from 'node:path';
 
 const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set (run scripts/test-webui.sh)`); return v; };
 const BASE = env('BASE'), BASE_KEY = env('BASE_KEY'), KEY = env('KEY');
-const PNG = env('PNG'), JPG = env('JPG'), SHOT = env('SCREENSHOT');
+const PNG = env('PNG'), JPG = env('JPG'), SHOT = env('SCREENSHOT'), SHOT_PHONE = env('SCREENSHOT_PHONE');
+const DOOMED = env('DOOMED_BASE'), DOOMED_PID = Number(env('DOOMED_PID'));
 const TIMEOUT = 30_000;
 
 // A 2-page PDF written as raw PDF syntax (text in Helvetica + a filled rectangle on each page),
@@ -81,16 +86,30 @@ async function ask(page, text) {
   await page.click('#send');
 }
 
+// Inside the viewport, and the topmost element at its centre (no drawer or scrim over it).
+async function reachable(page, sel) {
+  return page.evaluate((s) => {
+    const e = document.querySelector(s), r = e.getBoundingClientRect();
+    const inside = r.width > 0 && r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight;
+    return inside && e.contains(document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2));
+  }, sel);
+}
+const modelShown = (page, props) =>
+  page.waitForFunction((m) => document.getElementById('model-name').textContent === m, props.model_name || props.model);
+
 const userData = mkdtempSync(join(tmpdir(), 'h2ovl-webui-chromium-'));
 // A fresh profile folder (Playwright passes it as --user-data-dir); the --api-key server is another
 // origin (port), so its page starts with empty localStorage too.
-const browser = await chromium.launchPersistentContext(userData, {
+const launch = {
   executablePath: '/usr/bin/chromium',
   headless: true,
-  viewport: { width: 1280, height: 820 },
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
          '--disable-component-update', '--disable-sync'],
-});
+};
+const browser = await chromium.launchPersistentContext(userData, { ...launch, viewport: { width: 1280, height: 820 } });
+// The phone: touch and a mobile viewport are per-context settings, so it is a second browser.
+const phoneBrowser = await chromium.launch(launch);
+const phone = await phoneBrowser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
 const pageErrors = [];
 try {
   const page = browser.pages()[0] || await browser.newPage();
@@ -244,6 +263,19 @@ try {
     check((await (await waitAnswer(page, 2)).getAttribute('data-status')) === 'done', 'turn after a refused one');
   });
 
+  await step('narrow window: the open settings panel becomes a closed drawer, also after reload; wide again reopens it', async () => {
+    check(await page.isVisible('#settings'), 'the panel left open on the wide layout');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForSelector('#settings', { state: 'hidden' });
+    await page.reload();
+    await modelShown(page, props);
+    check(!(await page.isVisible('#settings')) && !(await page.isVisible('#scrim')), 'drawer open after a reload on a narrow screen');
+    check(await reachable(page, '#prompt') && await reachable(page, '#send'), 'composer not reachable');
+    await page.setViewportSize({ width: 1280, height: 820 });
+    await page.waitForSelector('#settings', { state: 'visible' });
+    check(!(await page.isVisible('#scrim')) && !(await page.isVisible('#toggle-chats')), 'drawer parts shown on the wide layout');
+  });
+
   await step('with --api-key: the page asks for the key, keeps it, answers', async () => {
     const kp = await browser.newPage();
     kp.setDefaultTimeout(TIMEOUT);
@@ -269,11 +301,117 @@ try {
     await kp.close();
   });
 
+  const pp = await phone.newPage();
+  pp.setDefaultTimeout(TIMEOUT);
+  pp.on('pageerror', (e) => pageErrors.push('phone: ' + e.message));
+  pp.on('console', (m) => { if (m.type() === 'error') pageErrors.push('phone console: ' + m.text()); });
+
+  await step('phone 390×844: settings drawer closed at load, composer fully in view', async () => {
+    await pp.goto(BASE + '/');
+    await modelShown(pp, props);
+    check(!(await pp.isVisible('#settings')) && (await pp.getAttribute('#toggle-settings', 'aria-expanded')) === 'false', 'settings drawer open at load');
+    check(!(await pp.isVisible('#sidebar')) && await pp.isVisible('#toggle-chats'), 'conversation list not a closed drawer');
+    for (const sel of ['#prompt', '#send', '#attach', '#camera', '#toggle-settings', '#toggle-chats']) {
+      check(await reachable(pp, sel), `${sel} not fully in view and on top`);
+    }
+    check(await pp.evaluate(() => document.documentElement.scrollWidth <= innerWidth), 'the page scrolls sideways');
+  });
+
+  await step('phone: the settings drawer opens, and closes with ×, Escape and a tap beside it', async () => {
+    const closedAgain = async (how) => {
+      await pp.waitForSelector('#settings', { state: 'hidden' });
+      check(!(await pp.isVisible('#scrim')) && await reachable(pp, '#send'), `composer covered after closing with ${how}`);
+    };
+    await pp.tap('#toggle-settings');
+    await pp.waitForSelector('#settings', { state: 'visible' });
+    check(await pp.isVisible('#scrim') && await reachable(pp, '#close-settings') && await reachable(pp, '#s-max_tokens'), 'drawer shown');
+    await pp.fill('#s-max_tokens', '10');
+    await pp.tap('#close-settings');
+    await closedAgain('×');
+    await pp.tap('#toggle-settings');
+    await pp.waitForSelector('#settings', { state: 'visible' });
+    check(Number(await pp.inputValue('#s-max_tokens')) === 10, 'setting kept');
+    await pp.keyboard.press('Escape');
+    await closedAgain('Escape');
+    await pp.tap('#toggle-settings');
+    await pp.waitForSelector('#settings', { state: 'visible' });
+    await pp.touchscreen.tap(30, 420); // the scrim, left of the drawer
+    await closedAgain('a tap beside it');
+  });
+
+  await step('phone: Attach takes images and PDFs, Camera takes a photo from the back camera', async () => {
+    const accept = (await pp.getAttribute('#file-input', 'accept')).split(',');
+    check(accept.includes('image/*') && accept.includes('application/pdf'), `file input accept=${accept}`);
+    check((await pp.getAttribute('#camera-input', 'accept')) === 'image/*' && (await pp.getAttribute('#camera-input', 'capture')) === 'environment',
+      'camera input: accept image/* and capture environment');
+    // A photo from the camera, then a PDF from Attach's chooser, as a phone user would tap them.
+    const [cam] = await Promise.all([pp.waitForEvent('filechooser'), pp.tap('#camera')]);
+    check(!cam.isMultiple(), 'the camera gives one photo');
+    await cam.setFiles(JPG);
+    await pp.waitForSelector('#attachments .thumb.image img');
+    const [files] = await Promise.all([pp.waitForEvent('filechooser'), pp.tap('#attach')]);
+    check(files.isMultiple(), 'Attach takes several files');
+    await files.setFiles({ name: 'invoice.pdf', mimeType: 'application/pdf', buffer: twoPagePdf() });
+    await pp.waitForSelector('#attachments .thumb.pdf');
+  });
+
+  await step('phone: a question with the photo and the PDF is answered; composer still in view', async () => {
+    await pp.fill('#prompt', 'What is the total on this invoice?');
+    await pp.tap('#send');
+    const a = await waitAnswer(pp, 1);
+    check((await a.getAttribute('data-status')) === 'done', await a.textContent());
+    const meta = await a.locator('.meta').textContent();
+    // Three images sent (photo + 2 PDF pages); the PDF's pages may come from the server's cache (the desktop sent it).
+    check(/tiles \d+ \+ \d+ \+ \d+ ·/.test(meta) && /decode \d+ tok/.test(meta), `photo + 2 PDF pages sent: ${meta}`);
+    check(await reachable(pp, '#prompt') && await reachable(pp, '#send'), 'composer out of view after the answer');
+    check(!(await pp.isVisible('#settings')), 'drawer closed for the screenshot');
+    await pp.screenshot({ path: SHOT_PHONE });
+  });
+
+  await step('phone: the conversation drawer lists the chat; New chat closes it', async () => {
+    await pp.tap('#toggle-chats');
+    await pp.waitForSelector('#sidebar', { state: 'visible' });
+    check((await pp.locator('#conversations li').count()) === 1 && await reachable(pp, '#new-chat'), 'conversation listed');
+    await pp.tap('#new-chat');
+    await pp.waitForSelector('#sidebar', { state: 'hidden' });
+    check((await pp.locator('#messages .msg').count()) === 0 && !(await pp.isVisible('#scrim')), 'new chat shown');
+  });
+
+  await step('server killed mid-answer, then gone: both said in words, not "Failed to fetch"', async () => {
+    const dp = await browser.newPage();
+    dp.setDefaultTimeout(TIMEOUT);
+    // Chromium logs the cut stream and the refused connection as console errors: expected here.
+    dp.on('pageerror', (e) => pageErrors.push('doomed page: ' + e.message));
+    await dp.goto(DOOMED + '/');
+    await modelShown(dp, props);
+    await dp.click('#toggle-settings');
+    await dp.fill('#s-max_tokens', '4000');
+    await dp.fill('#s-temperature', '0.9');
+    await ask(dp, 'Write a very long story.');
+    await dp.waitForFunction(() => {
+      const m = document.querySelector('#messages .msg.assistant .body');
+      return m && m.textContent.length > 20;
+    });
+    process.kill(DOOMED_PID, 'SIGKILL');
+    const a = await waitAnswer(dp, 1);
+    const cut = await a.locator('.status').textContent();
+    check((await a.getAttribute('data-status')) === 'error' && cut.includes('The connection to the server was lost during the answer; the partial answer is kept above. Try again.'), `cut: ${cut}`);
+    check((await a.locator('.body').textContent()).length > 20, 'partial answer kept');
+    await ask(dp, 'Are you there?');
+    const b = await waitAnswer(dp, 2);
+    const gone = await b.locator('.status').textContent();
+    check(gone.includes(`Cannot reach the h2ovl server at ${DOOMED}: is it still running? Check the address and your network, then try again.`), `gone: ${gone}`);
+    const all = await dp.textContent('#messages');
+    check(!/Failed to fetch|network error/i.test(all), `raw browser error shown: ${all}`);
+    await dp.close();
+  });
+
   await step('no page errors', async () => check(pageErrors.length === 0, pageErrors.join('\n')));
 } catch (e) {
   // The failing step has printed itself; keep going to the summary.
 } finally {
   await browser.close();
+  await phoneBrowser.close();
   rmSync(userData, { recursive: true, force: true });
 }
 console.log(`webui: ${passed} passed, ${failed} failed`);

@@ -6,12 +6,14 @@
 //    `timings` of each answer show it), aborted by Stop (the server stops on disconnect);
 //  - with --api-key, the first 401 opens a dialog; the key is kept in localStorage and sent as
 //    `Authorization: Bearer`.
-// Conversations (attachments included, as data: URLs) live in localStorage.
+// Conversations (attachments included, as data: URLs) live in localStorage. On narrow screens
+// (phones) the conversation list and the settings are drawers over the chat.
 (function () {
   'use strict';
   const $ = (id) => document.getElementById(id);
   const KEY = 'h2ovl.apiKey', CONVS = 'h2ovl.conversations', CURRENT = 'h2ovl.current', SETTINGS = 'h2ovl.settings';
   const FIELDS = ['temperature', 'top_p', 'top_k', 'max_tokens', 'seed'];
+  const NARROW = window.matchMedia('(max-width: 760px)'); // the breakpoint of style.css
 
   const state = {
     props: null,
@@ -72,6 +74,8 @@
     e.preventDefault();
     const k = $('key-input').value.trim();
     if (!k) return;
+    // A header carries ASCII only: fetch would refuse the request as if the server were down.
+    if (/[^\x20-\x7e]/.test(k)) { $('key-error').textContent = 'An API key is plain ASCII text.'; $('key-error').hidden = false; return; }
     localStorage.setItem(KEY, k);
     $('key-dialog').close();
     $('forget-key').hidden = false;
@@ -81,10 +85,22 @@
   });
   $('key-dialog').addEventListener('cancel', (e) => e.preventDefault()); // the page is useless without it
 
+  // What fetch's bare TypeError ("Failed to fetch", "Load failed", ...) means for the user.
+  const UNREACHABLE = () => 'Cannot reach the h2ovl server at ' + location.origin +
+    ': is it still running? Check the address and your network, then try again.';
+  const LOST = (partial) => 'The connection to the server was lost during the answer' +
+    (partial ? '; the partial answer is kept above' : '') + '. Try again.';
+
   // fetch that answers a 401 by asking for the key and trying again.
   async function apiFetch(path, init) {
     for (let attempt = 0; ; attempt++) {
-      const r = await fetch(path, { ...init, headers: headers() });
+      let r;
+      try {
+        r = await fetch(path, { ...init, headers: headers() });
+      } catch (e) {
+        if (e.name === 'AbortError') throw e;
+        throw new Error(UNREACHABLE());
+      }
       if (r.status !== 401 || attempt > 5) return r;
       const had = localStorage.getItem(KEY);
       await askKey(had ? 'That key was refused: ' + (await errorText(r)) : '');
@@ -98,15 +114,17 @@
   // ---- /props and settings --------------------------------------------------------------------
   async function loadProps() {
     let r;
-    try { r = await apiFetch('/props', { method: 'GET' }); } catch (e) { $('build-info').textContent = 'server unreachable: ' + e.message; return; }
+    try { r = await apiFetch('/props', { method: 'GET' }); } catch (e) { $('build-info').textContent = e.message; return; }
     if (!r.ok) { $('build-info').textContent = '/props: ' + (await errorText(r)); return; }
     const p = state.props = await r.json();
     $('model-name').textContent = p.model_name || p.model;
     const mods = [p.modalities.vision ? 'vision' : 'text only'];
     if (p.modalities.pdf) mods.push('PDF');
-    $('model-info').textContent = ' · ' + mods.join(' + ') + ' · context ' + p.n_ctx + ' tokens · max ' + p.limits.max_tiles + ' tiles';
+    $('model-info').textContent = mods.join(' + ') + ' · context ' + p.n_ctx + ' tokens · max ' + p.limits.max_tiles + ' tiles';
     $('build-info').textContent = p.build_info.version + ' · ' + p.build_info.cpu + ' · ' + p.build_info.threads + ' threads';
-    if (!p.modalities.vision) { $('attach').disabled = true; $('attach').title = 'this server has no vision model'; }
+    if (!p.modalities.vision) {
+      for (const b of ['attach', 'camera']) { $(b).disabled = true; $(b).title = 'this server has no vision model'; }
+    }
     fillSettings();
   }
 
@@ -148,13 +166,49 @@
   $('reset-settings').addEventListener('click', () => { localStorage.removeItem(SETTINGS); fillSettings(); });
   $('forget-key').hidden = !localStorage.getItem(KEY);
   $('forget-key').addEventListener('click', () => { localStorage.removeItem(KEY); $('forget-key').hidden = true; });
+
+  // ---- panels and drawers --------------------------------------------------------------------
+  // Wide screens: the settings panel is a column that stays open across reloads if left open.
+  // Narrow screens: the settings and the conversation list are drawers over the chat, closed at
+  // load (open they cover most of a phone), closed by their ×, Escape or a tap beside them.
+  const SETTINGS_OPEN = 'h2ovl.settingsOpen';
+  const chatsOpen = () => $('sidebar').classList.contains('open');
+  function drawerChanged() {
+    $('scrim').hidden = !(NARROW.matches && (!$('settings').hidden || chatsOpen()));
+  }
   function showSettings(open) {
     $('settings').hidden = !open;
     $('toggle-settings').setAttribute('aria-expanded', String(open));
-    localStorage.setItem('h2ovl.settingsOpen', open ? '1' : '');
+    if (!NARROW.matches) localStorage.setItem(SETTINGS_OPEN, open ? '1' : '');
+    else if (open) { showChats(false); $('close-settings').focus(); }
+    drawerChanged();
+  }
+  function showChats(open) {
+    $('sidebar').classList.toggle('open', open);
+    $('toggle-chats').setAttribute('aria-expanded', String(open));
+    if (open) { showSettings(false); $('close-chats').focus(); }
+    drawerChanged();
+  }
+  function closeDrawers() {
+    const back = !$('settings').hidden ? 'toggle-settings' : chatsOpen() ? 'toggle-chats' : null;
+    showSettings(false);
+    showChats(false);
+    if (back) $(back).focus();
+  }
+  function layoutChanged() {
+    showChats(false);
+    showSettings(!NARROW.matches && !!localStorage.getItem(SETTINGS_OPEN));
   }
   $('toggle-settings').addEventListener('click', () => showSettings($('settings').hidden));
-  showSettings(!!localStorage.getItem('h2ovl.settingsOpen'));
+  $('toggle-chats').addEventListener('click', () => showChats(!chatsOpen()));
+  $('close-settings').addEventListener('click', () => { showSettings(false); $('toggle-settings').focus(); });
+  $('close-chats').addEventListener('click', closeDrawers);
+  $('scrim').addEventListener('click', closeDrawers);
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && NARROW.matches && !$('key-dialog').open && !$('scrim').hidden) closeDrawers();
+  });
+  NARROW.addEventListener('change', layoutChanged);
+  layoutChanged();
 
   // Request fields from the panel; throws a message for the user on a bad value.
   function generationFields() {
@@ -243,7 +297,10 @@
   }
 
   $('attach').addEventListener('click', () => $('file-input').click());
-  $('file-input').addEventListener('change', async (e) => { await addFiles([...e.target.files]); e.target.value = ''; });
+  $('camera').addEventListener('click', () => $('camera-input').click());
+  for (const id of ['file-input', 'camera-input']) {
+    $(id).addEventListener('change', async (e) => { await addFiles([...e.target.files]); e.target.value = ''; });
+  }
   document.addEventListener('paste', (e) => {
     const files = [...(e.clipboardData ? e.clipboardData.files : [])];
     if (files.length) { e.preventDefault(); addFiles(files); }
@@ -279,7 +336,7 @@
       open.className = 'open';
       open.textContent = c.title;
       open.title = c.title;
-      open.addEventListener('click', () => { state.current = c.id; save(); renderAll(); });
+      open.addEventListener('click', () => { state.current = c.id; save(); renderAll(); if (NARROW.matches) showChats(false); });
       const del = document.createElement('button');
       del.type = 'button';
       del.className = 'delete';
@@ -297,7 +354,12 @@
     });
     ul.replaceChildren(...items);
   }
-  $('new-chat').addEventListener('click', () => { state.current = null; save(); renderAll(); $('prompt').focus(); });
+  $('new-chat').addEventListener('click', () => {
+    state.current = null;
+    save();
+    renderAll();
+    if (NARROW.matches) showChats(false); else $('prompt').focus(); // focus would pop up a phone's keyboard
+  });
 
   // ---- messages ------------------------------------------------------------------------------
   function timingsText(m) {
@@ -455,8 +517,16 @@
     const dec = new TextDecoder();
     let buf = '';
     for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (e) {
+        if (e.name === 'AbortError') throw e;
+        throw new Error(LOST(msg.text !== ''));
+      }
+      const { value, done } = chunk;
+      // The server always ends with [DONE]: an end before it (and before the last chunk) is a cut.
+      if (done) { if (msg.finish) return; throw new Error(LOST(msg.text !== '')); }
       buf += dec.decode(value, { stream: true });
       let cut;
       while ((cut = buf.search(/\r?\n\r?\n/)) >= 0) {
