@@ -140,3 +140,111 @@ fn batch_writes_a_line_per_page_and_resumes_per_page() {
     assert!(l[3]["file"].as_str().unwrap().ends_with("a.pdf") && l[3]["page"] == 2, "{}", l[3]);
     assert_eq!(l[3]["text"], page2, "greedy: the redone page gives the same answer");
 }
+
+/// Issue 23: six pages of a PDF that need 42 tiles (10 752 image positions) at the default max 6
+/// tiles do not fit the 8192-token context; the default `--pages-mode auto` fits them (one line
+/// on stderr, `fit` in the JSON), every page tiled alike, and `--pages-mode off` is the old error.
+/// A `--min-tiles` above `--max-tiles` is refused up front.
+#[test]
+fn six_pages_are_fitted_to_the_context() {
+    let (llm, mmproj) = (models().0.as_str(), models().1.as_str());
+    let pdf = fixture("six_pages.pdf");
+    let args = |mode: &str| -> Vec<String> {
+        [
+            "run", "-m", llm, "--mmproj", mmproj, "--image", pdf.to_str().unwrap(), "-p", "Total?", "-n", "3", "--kv-f32",
+            "--flash-attn", "off", "-t", "2", "--output", "json", "--pages-mode", mode,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let o = Command::new(env!("CARGO_BIN_EXE_h2ovl")).args(args("auto")).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tiles: Vec<u64> = v["image_tiles"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap()).collect();
+    assert_eq!(tiles.len(), 6);
+    assert!(tiles.iter().all(|&t| t == tiles[0]) && tiles[0] < 7, "{tiles:?}");
+    let fit = v["fit"].as_str().expect("fit reported");
+    assert!(fit.contains("6 images") && fit.contains("instead of 42"), "{fit}");
+    assert!(v["prompt_tokens"].as_u64().unwrap() + 3 <= 8192);
+    assert!(err.lines().any(|l| l.starts_with("fitted to the context: 6 images")), "{err}");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_h2ovl")).args(args("off")).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("10752 image positions from 42 tiles") && err.contains("--pages-mode auto"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one error line: {err}");
+
+    let mut a = args("auto");
+    a.extend(["--min-tiles", "7"].map(String::from));
+    let o = Command::new(env!("CARGO_BIN_EXE_h2ovl")).args(a).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--min-tiles 7 must be between 1 and --max-tiles (6)"), "{err}");
+}
+
+/// Issue 23, page by page: three A4 pages that do not fit a 2048-token context even at the floor
+/// are read page by page under the default `auto` (one group a page, combined by a text-only
+/// turn, per-page answers in the JSON); `--pages-mode fit` refuses in one line naming `each`.
+#[test]
+fn pages_that_cannot_be_fitted_are_read_one_by_one() {
+    let (llm, mmproj) = (models().0.as_str(), models().1.as_str());
+    let pdf = fixture("six_pages.pdf");
+    let args = |mode: &str| -> Vec<String> {
+        [
+            "run", "-m", llm, "--mmproj", mmproj, "--image", pdf.to_str().unwrap(), "--pages", "1-3", "-p", "Total?", "-n", "3", "--kv-f32",
+            "--flash-attn", "off", "-t", "2", "-c", "2048", "--output", "json", "--pages-mode", mode,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let o = Command::new(env!("CARGO_BIN_EXE_h2ovl")).args(args("auto")).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["pages_mode"], "each", "{v}");
+    let pages = v["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 3, "{v}");
+    for (k, p) in pages.iter().enumerate() {
+        assert_eq!((p["first"].as_u64(), p["last"].as_u64()), (Some(k as u64 + 1), Some(k as u64 + 1)));
+        assert!(p["text"].is_string());
+    }
+    assert_eq!(v["combined_by"], "text-only turn");
+    assert!(err.contains("read page by page: 3 group(s) (pages 1, 2, 3)"), "{err}");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_h2ovl")).args(args("fit")).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("even at the floor") && err.contains("--pages-mode each"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one error line: {err}");
+}
+
+/// `batch --per document`: one line per PDF about the whole document (here three pages that do
+/// not fit a 2048 context even at the floor: read page by page, three groups), resumable per file.
+#[test]
+fn batch_per_document_writes_one_line_per_pdf() {
+    let (llm, mmproj) = (models().0.as_str(), models().1.as_str());
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::copy(fixture("six_pages.pdf"), input.join("doc.pdf")).unwrap();
+    let out = d.path().join("r.jsonl");
+    let batch = || {
+        h2ovl(&[
+            "batch", "-m", llm, "--mmproj", mmproj, "--input", input.to_str().unwrap(), "--pages", "1-3", "-p", "Total?", "-n", "3", "--kv-f32",
+            "--flash-attn", "off", "-t", "2", "-c", "2048", "--per", "document", "--out", out.to_str().unwrap(), "--quiet",
+        ])
+    };
+    let o = batch();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let l = &lines[0];
+    assert!(l["file"].as_str().unwrap().ends_with("doc.pdf") && l.get("page").is_none(), "{l}");
+    assert_eq!(l["pages"], 3);
+    assert_eq!(l["groups"], serde_json::json!([[1, 1], [2, 2], [3, 3]]), "{l}");
+    assert!(l["text"].is_string(), "{l}");
+    let o = batch();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("0 image(s)/page(s) processed (0 with errors), 1 already"));
+}

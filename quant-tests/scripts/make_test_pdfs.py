@@ -9,7 +9,8 @@ quant-tests/fixtures/golden/images/square_448x448.jpg.
 
 Good files: text (Letter, standard fonts), shapes (A4 vector paths), jpeg (A4 with a DCTDecode
 image), rotated (A4 /Rotate 90), three_pages, two_pages, encrypted_nopw (RC4-40 with an empty
-user password: opens without a password), many_pages (40 pages, over the default limit of 32).
+user password: opens without a password), many_pages (40 pages, over the default limit of 32), six_pages (six A4 invoice pages: 42 tiles
+at max 6 tiles, more than the 8192-token context holds).
 Bad files: truncated (first half of text.pdf), encrypted (user password "secret"), zero_pages,
 huge_mediabox (10^6 pt square page).
 """
@@ -174,6 +175,13 @@ def main():
         three.append((A4[0], A4[1], c, b""))
     files["three_pages.pdf"] = build(doc(three))
     files["two_pages.pdf"] = build(doc(three[:2]))
+    # Six A4 invoice pages (issue 23): 42 tiles at max 6, over the 8192-token context together.
+    six = []
+    for k in range(1, 7):
+        lines = [b"Item %d.%d: service, 1 x %d.00 EUR" % (k, i, 10 * k + i) for i in range(1, 6)]
+        lines.append(b"Page total: %d.00 EUR" % sum(10 * k + i for i in range(1, 6)))
+        six.append((A4[0], A4[1], text_page(A4[0], A4[1], b"Invoice 2024-117, page %d of 6" % k, lines), b""))
+    files["six_pages.pdf"] = build(doc(six))
     files["many_pages.pdf"] = build(doc([(200, 200, b"BT /F1 40 Tf 40 80 Td (%d) Tj ET\n" % k, b"") for k in range(1, 41)]))
     files["encrypted_nopw.pdf"] = encrypted(b"", b"owner-secret")
     files["encrypted.pdf"] = encrypted(b"secret", b"owner-secret")

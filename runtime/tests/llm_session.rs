@@ -135,6 +135,11 @@ fn stops_at_end_token_and_skips_special_tokens_in_text() -> Result<()> {
 fn context_overflow_is_refused_before_encoding() -> Result<()> {
     let (mut p, encodes) = pipeline_with_image(PipelineOptions { n_ctx: Some(1024), ..opts() })?;
     let img = [ImageInput::Path(image_path())];
+    // Fitting (the default --pages-mode auto) cannot help: 7 precomputed tiles at every budget.
+    let err = p.chat(&img, "Describe.", &GenerationConfig::default(), &History::new()).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("even at the floor") && msg.contains("1792 image positions"), "{msg}");
+    p.set_pages_mode(h2ovl_runtime::llm::PagesMode::Off);
     let err = p.chat(&img, "Describe.", &GenerationConfig::default(), &History::new()).unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("--max-tiles") && msg.contains("1792 image positions"), "{msg}");

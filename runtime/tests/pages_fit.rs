@@ -127,3 +127,61 @@ fn growing_the_context_keeps_the_kv_cache() -> Result<()> {
     assert!(t2.step_logits == b2.step_logits, "the moved cache computes what a large context computes, bit for bit");
     Ok(())
 }
+
+/// Page by page (`each`): with room for one page a group, three pages are three groups, each
+/// answered alone, and the answers are combined by a text-only turn that lists them; with room
+/// for two, the groups are two pages + one.
+#[test]
+fn each_reads_page_groups_and_combines_with_a_text_only_turn() -> Result<()> {
+    use h2ovl_runtime::llm::prompt::IMG_CONTEXT_ID;
+    use h2ovl_runtime::llm::PageProgress;
+    let m = tiny_f32();
+    let paths: Vec<PathBuf> = ["tall_300x900.png", "square_448x448.jpg", "tall_300x900.png"].map(img).to_vec();
+    let images: Vec<ImageInput> = paths.iter().cloned().map(ImageInput::Path).collect();
+    // tall = 4 tiles (1024 positions), square = 1 (256): 1280 + text + N fits alone, two do not.
+    let mut p = Pipeline::load(&m.llm, Some(&m.vision), opts(1280))?;
+    assert!(!p.fits(&images, "Describe.", N, true)?, "not even the floor fits all three");
+    assert_eq!(p.page_groups(&images, "Describe.", N)?, vec![(0, 1), (1, 2), (2, 3)]);
+    let mut events = Vec::new();
+    let mut streamed = String::new();
+    let out = p.answer_pages(&images, "Describe.", &GenerationConfig::greedy_fixed(N), &mut |e| events.push(e), &mut |s| streamed.push_str(s))?;
+    assert_eq!(out.pages.len(), 3);
+    assert_eq!(out.pages.iter().map(|g| g.tiles.clone()).collect::<Vec<_>>(), vec![vec![4], vec![1], vec![4]]);
+    let c = out.combine.as_ref().expect("combined by a text turn");
+    assert!(c.image_tiles.is_empty() && !c.prompt_ids.contains(&IMG_CONTEXT_ID), "the combining turn is text only");
+    assert_eq!(streamed.trim_end(), out.answer);
+    assert!(matches!(events.last(), Some(PageProgress::Combining)) && events.len() == 4, "{events:?}");
+    // The same page answered on its own gives the same answer (each group is a fresh conversation).
+    let alone = ask(&mut Pipeline::load(&m.llm, Some(&m.vision), opts(1280))?, &paths[2..])?;
+    assert_eq!(out.pages[2].answer, alone.answer);
+
+    let mut roomy = Pipeline::load(&m.llm, Some(&m.vision), opts(1600))?;
+    assert_eq!(roomy.page_groups(&images, "Describe.", N)?, vec![(0, 2), (2, 3)]);
+    Ok(())
+}
+
+/// Page by page with a JSON template: every group answers the template, the merged value parses,
+/// has exactly the template's keys in its order, and says which pages each field came from.
+#[test]
+fn each_merges_json_answers_into_the_templates_shape() -> Result<()> {
+    use h2ovl_runtime::json::ordered::OValue;
+    let m = tiny_f32();
+    let images: Vec<ImageInput> = ["tall_300x900.png", "tall_300x900.png"].map(img).into_iter().map(ImageInput::Path).collect();
+    let q = r#"Extract as JSON: {"title": "", "items": [{"name": ""}], "date": ""}"#;
+    let mut cfg = GenerationConfig::greedy_fixed(40);
+    cfg.constraint = h2ovl_runtime::json::from_cli_flags(false, None, true, q)?;
+    let mut p = Pipeline::load(&m.llm, Some(&m.vision), opts(1200))?;
+    let out = p.answer_pages(&images, q, &cfg, &mut |_| {}, &mut |_| {})?;
+    assert_eq!(out.pages.len(), 2);
+    assert!(out.combine.is_none(), "JSON is merged, not re-asked");
+    for g in &out.pages {
+        OValue::parse(&g.answer).unwrap_or_else(|e| panic!("page answer {e}: {}", g.answer));
+    }
+    let v = OValue::parse(&out.answer).unwrap_or_else(|e| panic!("merged {e}: {}", out.answer));
+    let OValue::Object(members) = &v else { panic!("not an object: {}", out.answer) };
+    assert_eq!(members.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["title", "items", "date"]);
+    assert!(matches!(v.get("items"), Some(OValue::Array(_))) && matches!(v.get("title"), Some(OValue::String(_))));
+    assert_eq!(out.provenance.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["title", "items", "date"]);
+    assert!(out.provenance.iter().all(|(_, pages)| pages.iter().all(|&pg| pg == 1 || pg == 2)));
+    Ok(())
+}

@@ -35,6 +35,7 @@ fn batch_over_a_folder_with_a_template_resumes_and_survives_bad_images() {
         cfg: GenerationConfig { max_new_tokens: 400, ..Default::default() },
         out: &out,
         pdf: Default::default(),
+        per_document: false,
     };
     let input = dir.path().to_str().unwrap().to_string();
     let mut seen = Vec::new();
@@ -66,7 +67,7 @@ fn batch_over_a_folder_with_a_template_resumes_and_survives_bad_images() {
 
     // Without a template: free text.
     let out2 = dir.path().join("text.jsonl");
-    let job2 = BatchJob { prompt: "Describe.".into(), constraint: None, cfg: GenerationConfig { max_new_tokens: 4, ..Default::default() }, out: &out2, pdf: Default::default() };
+    let job2 = BatchJob { prompt: "Describe.".into(), constraint: None, cfg: GenerationConfig { max_new_tokens: 4, ..Default::default() }, out: &out2, pdf: Default::default(), per_document: false };
     run_batch(&mut pipe, &list_inputs(&format!("{input}/*.jpg")).unwrap(), &job2, &mut |_, _, _| {}).unwrap();
     let l = lines(&out2);
     assert_eq!(l.len(), 1);

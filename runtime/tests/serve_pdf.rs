@@ -99,3 +99,28 @@ fn a_two_page_pdf_is_two_images_as_file_part_and_as_image_url() {
         assert_eq!(body["error"]["type"], "invalid_request_error");
     }
 }
+
+/// Issue 23: a 3-page PDF that does not fit a 3072-token context at max 6 tiles a page is fitted
+/// by default (200, what was chosen in `timings.fit`); the request field `pages_mode: "off"`
+/// gets today's refusal as a 400; a bad value is a 400 naming the field.
+#[test]
+fn a_many_page_file_part_is_fitted_unless_the_request_says_off() {
+    let o = PipelineOptions { threads: 1, kv_type: KvType::F32, flash_attn: Some(false), n_ctx: Some(3072), ..Default::default() };
+    let addr = start_server(Pipeline::load(&tiny_f32().llm, Some(&tiny_f32().vision), o).unwrap(), ServeOptions::default());
+    let part = json!({"type": "file", "file": {"filename": "three_pages.pdf", "file_data": format!("data:application/pdf;base64,{}", pdf_b64("three_pages.pdf"))}});
+    let (st, ans) = post(addr, &ask(part.clone()));
+    assert_eq!(st, 200, "{ans}");
+    let fit = ans["timings"]["fit"].as_str().unwrap_or_else(|| panic!("no timings.fit: {ans}"));
+    assert!(fit.contains("3 images at max"), "{fit}");
+    assert_eq!(ans["timings"]["image_tiles"].as_array().unwrap().len(), 3);
+    let mut off = ask(part.clone());
+    off["pages_mode"] = json!("off");
+    let (st, err) = post(addr, &off);
+    assert_eq!(st, 400, "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("more than the context size 3072"), "{err}");
+    let mut bad = ask(part);
+    bad["pages_mode"] = json!("sometimes");
+    let (st, err) = post(addr, &bad);
+    assert_eq!(st, 400, "{err}");
+    assert_eq!(err["error"]["param"], "pages_mode", "{err}");
+}

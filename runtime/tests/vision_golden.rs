@@ -247,9 +247,9 @@ fn a_tile_gives_the_same_bits_alone_or_in_a_batch() {
     assert_eq!(n, 8);
     let tl = 3 * cfg.image_size * cfg.image_size;
     let rows = 256 * cfg.projection_dim;
-    // Tiles 5..8: the last grid tile of image 0, its thumbnail and the 448x448 image (three
-    // different contents, M = 768 rows in the batch against 256 alone).
-    let px = &pixels[5 * tl..];
+    // Tiles 6..8: the thumbnail of image 0 and the 448x448 image (M = 512 rows in the batch
+    // against 256 alone; two tiles keep this affordable under qemu-aarch64 in CI).
+    let px = &pixels[6 * tl..];
     let mut paths: Vec<(&str, &VisionModel, Math)> = Vec::new();
     let f32_isas: Vec<Isa> = std::iter::once(Isa::Scalar).chain(simd_isas()).collect();
     for &isa in &f32_isas {
@@ -261,13 +261,13 @@ fn a_tile_gives_the_same_bits_alone_or_in_a_batch() {
         paths.push(("Q8_0 file", &q8_file, Math { isa, q: Some(q) }));
     }
     for (file, m, mx) in paths {
-        let batch = m.encode_with_math(px, 3, mx, 2).unwrap();
-        for t in 0..3 {
+        let batch = m.encode_with_math(px, 2, mx, 2).unwrap();
+        for t in 0..2 {
             let threads = 1 + t % 2;
             let alone = m.encode_with_math(&px[t * tl..(t + 1) * tl], 1, mx, threads).unwrap();
             let same = alone == batch[t * rows..(t + 1) * rows];
-            assert!(same, "{file}, {}: tile {t} alone ({threads} threads) differs from the same tile in a batch of 3", mx.describe());
+            assert!(same, "{file}, {}: tile {t} alone ({threads} threads) differs from the same tile in a batch of 2", mx.describe());
         }
-        eprintln!("{file}, {}: 3 tiles alone = in a batch, bit for bit", mx.describe());
+        eprintln!("{file}, {}: 2 tiles alone = in a batch, bit for bit", mx.describe());
     }
 }

@@ -34,6 +34,10 @@ pub struct BatchArgs {
     /// Results, one JSON line per image or PDF page; images and pages already in it are skipped.
     #[arg(long)]
     pub out: PathBuf,
+    /// `page` (default): one line per PDF page; `document`: one line per PDF answering about the
+    /// whole document (pages fitted to the context, or read page by page and combined).
+    #[arg(long = "per", default_value = "page", value_parser = ["page", "document"])]
+    pub per: String,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -69,7 +73,7 @@ pub fn run(a: BatchArgs) -> Result<()> {
         bar.set_style(style);
     }
     let pdf = a.pdf.options(a.model.rt.max_tiles, pipe.uses_msac())?;
-    let job = BatchJob { prompt, constraint, cfg, out: &a.out, pdf };
+    let job = BatchJob { prompt, constraint, cfg, out: &a.out, pdf, per_document: a.per == "document" };
     let sum = run_batch(&mut pipe, &files, &job, &mut |i, _, f| {
         bar.set_position(i as u64);
         bar.set_message(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());

@@ -33,15 +33,16 @@ pub struct RuntimeArgs {
     /// Maximum tiles per image (fewer tiles = fewer image tokens = faster, less detail).
     #[arg(long = "max-tiles", default_value_t = 6)]
     pub max_tiles: usize,
-    /// When the images (e.g. a PDF's pages) do not fit the context with the answer: `auto`/`fit`
-    /// lower the tile budget over every image (MSAC off first, then max tiles one at a time,
-    /// down to --min-tiles) and say so on stderr; `off` refuses as before.
-    #[arg(long = "pages-mode", default_value = "auto", value_parser = ["auto", "fit", "off"])]
+    /// When the images (e.g. a PDF's pages) do not fit the context with the answer: `fit` lowers
+    /// the tile budget over every image (MSAC off first, then max tiles one at a time, down to
+    /// --min-tiles) and says so on stderr; `each` (run) answers page by page, then combines;
+    /// `auto` fits if the floor fits, else reads page by page; `off` refuses as before.
+    #[arg(long = "pages-mode", default_value = "auto", value_parser = ["auto", "fit", "each", "off"])]
     pub pages_mode: String,
     /// The floor of that lowering, in max tiles per image (default 2: an A4 page keeps a 1x2 grid
     /// + thumbnail, ~54 dpi; see docs/pdf.md).
-    #[arg(long = "min-tiles", default_value_t = h2ovl_runtime::llm::fit::DEFAULT_MIN_TILES)]
-    pub min_tiles: usize,
+    #[arg(long = "min-tiles")]
+    pub min_tiles: Option<usize>,
     /// Never use MSAC (multi-scale adaptive cropping), even for a single image on the 2b.
     #[arg(long = "no-msac")]
     pub no_msac: bool,
@@ -104,9 +105,14 @@ impl RuntimeArgs {
         if self.max_tiles == 0 {
             anyhow::bail!("--max-tiles must be at least 1");
         }
-        if self.min_tiles == 0 || self.min_tiles > self.max_tiles {
-            anyhow::bail!("--min-tiles {} must be between 1 and --max-tiles ({})", self.min_tiles, self.max_tiles);
-        }
+        // The default floor gives way to a lower --max-tiles; an explicit one above it is a mistake.
+        let min_tiles = match self.min_tiles {
+            None => h2ovl_runtime::llm::fit::DEFAULT_MIN_TILES.min(self.max_tiles),
+            Some(m) if m == 0 || m > self.max_tiles => {
+                anyhow::bail!("--min-tiles {m} must be between 1 and --max-tiles ({})", self.max_tiles)
+            }
+            Some(m) => m,
+        };
         let o = PipelineOptions {
             threads: self.threads,
             n_ctx: self.ctx_size,
@@ -118,7 +124,7 @@ impl RuntimeArgs {
             max_pixels: self.max_pixels,
             vision_math: self.vision_math.as_deref().unwrap_or("auto").parse()?,
             pages_mode: self.pages_mode.parse()?,
-            min_tiles: self.min_tiles,
+            min_tiles,
             ..Default::default()
         };
         if !self.exact {
@@ -293,6 +299,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     let prompt = unescape(&a.prompt);
     cfg.constraint = h2ovl_runtime::json::from_cli_flags(a.json, a.json_schema.as_deref(), a.json_template, &prompt)?;
     let json = a.output == OutputFormat::Json;
+    if pipe.reads_page_by_page(&images, &prompt, cfg.max_new_tokens)? {
+        return super::run_pages::run(&a, &mut pipe, &images, &prompt, &cfg);
+    }
     let stdout = std::io::stdout();
     let out = pipe.chat_stream(&images, &prompt, &cfg, &History::new(), &mut |piece| {
         if !json {

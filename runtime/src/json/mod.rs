@@ -3,6 +3,7 @@
 //! - [`gbnf`]: JSON Schema → GBNF grammar (bounded strings/arrays so the value always closes).
 //! - [`template`]: a JSON template from the prompt (the model card's prompt guide) → schema.
 //! - [`ordered`]: a JSON value that keeps key order (schemas and templates fix the output order).
+//! - [`merge`]: per-page answers of a document merged into one (`--pages-mode each`).
 //! - [`shape`]: the same schema as a tree, for [`scanner`] (follows the answer as it is written)
 //!   and [`budget`] (closes every open value before `max_new_tokens`, so the answer always parses).
 //!
@@ -13,6 +14,7 @@
 //! reverse.
 pub mod budget;
 pub mod gbnf;
+pub mod merge;
 pub mod ordered;
 pub mod scanner;
 pub mod shape;

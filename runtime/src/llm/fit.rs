@@ -15,11 +15,15 @@ use super::prompt::TOKENS_PER_TILE;
 /// What to do when a request's images do not fit the context.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PagesMode {
-    /// Fit (lower the tile budget down to the floor); an error if even the floor does not fit.
+    /// Fit (lower the tile budget down to the floor); when even the floor does not fit, the
+    /// caller reads page by page (`Each`; a plain [`super::Pipeline::chat`] returns the error).
     #[default]
     Auto,
     /// Fit, as `Auto` (named for scripts that want to say so).
     Fit,
+    /// Read page by page and combine ([`super::pages`]); on a single request the whole-request
+    /// path fits as `Fit` does.
+    Each,
     /// Today's error: the prompt must fit at the requested tiling.
     Off,
 }
@@ -30,8 +34,9 @@ impl FromStr for PagesMode {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(PagesMode::Auto),
             "fit" => Ok(PagesMode::Fit),
+            "each" => Ok(PagesMode::Each),
             "off" => Ok(PagesMode::Off),
-            other => bail!("pages mode '{other}': expected auto, fit or off"),
+            other => bail!("pages mode '{other}': expected auto, fit, each or off"),
         }
     }
 }
@@ -41,6 +46,7 @@ impl fmt::Display for PagesMode {
         f.write_str(match self {
             PagesMode::Auto => "auto",
             PagesMode::Fit => "fit",
+            PagesMode::Each => "each",
             PagesMode::Off => "off",
         })
     }
@@ -139,10 +145,10 @@ mod tests {
 
     #[test]
     fn parses_and_says_what_was_chosen() {
-        for m in [PagesMode::Auto, PagesMode::Fit, PagesMode::Off] {
+        for m in [PagesMode::Auto, PagesMode::Fit, PagesMode::Each, PagesMode::Off] {
             assert_eq!(m.to_string().parse::<PagesMode>().unwrap(), m);
         }
-        assert!("each".parse::<PagesMode>().is_err());
+        assert!("pages".parse::<PagesMode>().is_err());
         let c = FitChoice {
             images: 6,
             requested: TilingOptions { max_tiles: 6, msac: false },

@@ -10,6 +10,7 @@
 //!   grammar as a mask, the model's vocabulary for closing the answer within the budget.
 //! - [`detok`]: streaming UTF-8 assembly of generated pieces.
 //! - [`fit`]: fitting a request's images (a many-page document) to the context.
+//! - [`pages`]: reading a document page by page, then combining the answers.
 //! - [`images`]: image inputs, content keys, the [`ImageEncoder`] seam.
 //! - [`vision_encoder`]: the encoder over `preprocess` + `vision`.
 //! - [`session`]: [`Pipeline`]: load once, `chat` / `chat_stream` with history and KV reuse.
@@ -38,6 +39,7 @@ pub mod ffi;
 pub mod fit;
 pub mod grammar;
 pub mod images;
+pub mod pages;
 pub mod prompt;
 pub mod sampling;
 pub mod session;
@@ -45,6 +47,7 @@ pub mod vision_encoder;
 
 pub use ffi::{KvType, Token};
 pub use fit::{FitChoice, PagesMode};
+pub use pages::{PageAnswer, PageProgress, PagesOutput};
 pub use grammar::{GrammarMask, ModelVocab};
 pub use images::{ImageEncoder, ImageInput, PrecomputedEncoder, PreparedImage, TilingOptions};
 pub use sampling::{GenerationConfig, Probe};

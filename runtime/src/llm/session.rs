@@ -248,6 +248,11 @@ impl Pipeline {
         &self.opts
     }
 
+    /// Empty the image-embedding cache (reading a document page by page keeps one page's).
+    pub fn forget_images(&mut self) {
+        self.cache.clear();
+    }
+
     /// Per-request `pages_mode` (the server's request field); the other options are fixed at load.
     pub fn set_pages_mode(&mut self, m: PagesMode) {
         self.opts.pages_mode = m;
@@ -408,45 +413,84 @@ impl Pipeline {
     /// one image, as the reference), or under `--pages-mode auto|fit`, when the images do not fit
     /// with the answer budget, the largest lower budget that does ([`super::fit`]).
     fn choose_tiling(&mut self, images: &[&ImageInput], rendered: &str, max_new: usize, limit: usize) -> Result<(TilingOptions, Option<FitChoice>)> {
+        let lower = self.opts.pages_mode != PagesMode::Off;
+        match self.tiling_plan(images, rendered, max_new, limit, lower)? {
+            Plan::Requested(t) => Ok((t, None)),
+            Plan::Fitted(t, f) => Ok((t, Some(f))),
+            Plan::TooLarge(msg) => bail!("{msg}"),
+        }
+    }
+
+    /// Whether `images` and `question` (a new conversation) fit the context with `max_new`
+    /// tokens: at the requested tiling, or (`lowered`) at some tile budget down to the floor.
+    pub fn fits(&mut self, images: &[ImageInput], question: &str, max_new: usize, lowered: bool) -> Result<bool> {
+        if !images.is_empty() && self.encoder.is_none() {
+            bail!("images were given but no vision model is loaded (pass --mmproj with the vision GGUF)");
+        }
+        let refs: Vec<&ImageInput> = images.iter().collect();
+        let rendered = render(std::iter::empty(), &question_with_placeholders(question, images.len(), 1)?);
+        let limit = self.context_limit();
+        Ok(match self.tiling_plan(&refs, &rendered, max_new, limit, lowered)? {
+            Plan::Requested(t) => {
+                // Requested means "nothing was lowered": check that it fits at all.
+                let tiles: usize = refs.iter().map(|i| self.tile_count(i, &t)).sum::<Result<usize>>()?;
+                self.text_tokens(&rendered, refs.len())? + tiles * TOKENS_PER_TILE + max_new <= limit
+            }
+            Plan::Fitted(..) => lowered,
+            Plan::TooLarge(_) => false,
+        })
+    }
+
+    fn tile_count(&self, img: &ImageInput, t: &TilingOptions) -> Result<usize> {
+        let enc = self.encoder.as_ref().context("no vision model is loaded")?;
+        enc.tile_count(img, t).with_context(|| format!("preparing image {}", img.label()))
+    }
+
+    /// Prompt tokens besides the image positions (they do not depend on the tile counts).
+    fn text_tokens(&self, rendered: &str, n_images: usize) -> Result<usize> {
+        let model = self.model.clone();
+        let one_each: Vec<(u64, usize)> = vec![(0, 1); n_images];
+        Ok(tokenize_prompt(rendered, &one_each, |s| model.tokenize(s, true))?.len() - n_images * TOKENS_PER_TILE)
+    }
+
+    fn tiling_plan(&mut self, images: &[&ImageInput], rendered: &str, max_new: usize, limit: usize, lower: bool) -> Result<Plan> {
         let msac = self.opts.msac && images.len() == 1 && self.encoder.as_ref().is_some_and(|e| e.uses_msac());
         let requested = TilingOptions { max_tiles: self.opts.max_tiles, msac };
-        if images.is_empty() || self.opts.pages_mode == PagesMode::Off {
-            return Ok((requested, None));
+        if images.is_empty() || !lower {
+            return Ok(Plan::Requested(requested));
         }
-        let enc = self.encoder.as_ref().expect("checked by chat_inner");
-        let count = |lv: &TilingOptions| -> Result<usize> {
-            images.iter().map(|img| enc.tile_count(img, lv).with_context(|| format!("preparing image {}", img.label()))).sum()
-        };
-        // Text tokens do not depend on the tile counts: tokenize once with one tile per image.
-        let model = self.model.clone();
-        let one_each: Vec<(u64, usize)> = images.iter().map(|_| (0, 1)).collect();
-        let text = tokenize_prompt(rendered, &one_each, |s| model.tokenize(s, true))?.len() - images.len() * TOKENS_PER_TILE;
+        let count = |lv: &TilingOptions| -> Result<usize> { images.iter().map(|img| self.tile_count(img, lv)).sum() };
+        let text = self.text_tokens(rendered, images.len())?;
         let fixed = text + max_new;
         let t0 = count(&requested)?;
         if fixed + t0 * TOKENS_PER_TILE <= limit {
-            return Ok((requested, None));
+            return Ok(Plan::Requested(requested));
         }
         let floor = self.opts.min_tiles.min(self.opts.max_tiles);
         let levels = super::fit::levels(self.opts.max_tiles, floor, msac);
-        match super::fit::choose(&levels, fixed, limit, count)? {
+        if levels.len() == 1 {
+            return Ok(Plan::Requested(requested)); // nothing to lower: the context check says why
+        }
+        Ok(match super::fit::choose(&levels, fixed, limit, count)? {
             Some((i, tiles)) => {
                 let used = levels[i];
-                Ok((used, Some(FitChoice { images: images.len(), requested, used, tiles_requested: t0, tiles, limit })))
+                Plan::Fitted(used, FitChoice { images: images.len(), requested, used, tiles_requested: t0, tiles, limit })
             }
             None => {
                 let at_floor = count(levels.last().expect("levels are never empty"))?;
-                bail!(
+                Plan::TooLarge(format!(
                     "{} image(s) do not fit the context even at the floor of max {floor} tiles per image: {} tiles = {} \
                      image positions + {text} text tokens + {max_new} new tokens = {}, more than the context size {limit}: \
-                     pass fewer pages or images (--pages), lower -n/--max-new-tokens, lower --min-tiles (now {floor}){}",
+                     read them page by page (--pages-mode each), pass fewer pages or images (--pages), lower \
+                     -n/--max-new-tokens, lower --min-tiles (now {floor}){}",
                     images.len(),
                     at_floor,
                     at_floor * TOKENS_PER_TILE,
                     fixed + at_floor * TOKENS_PER_TILE,
                     if self.opts.n_ctx.is_some() { ", or raise -c/--ctx-size" } else { "" }
-                )
+                ))
             }
-        }
+        })
     }
 
     /// Stage 2, images: each image's content key and tile count (from the embedding cache when
@@ -634,6 +678,14 @@ impl Pipeline {
         timings.decode_tokens = tokens.len();
         Ok(Generated { answer: stream.text().trim_end().to_string(), tokens, stop, step_logits })
     }
+}
+
+/// The tiling [`Pipeline::tiling_plan`] settled on.
+enum Plan {
+    Requested(TilingOptions),
+    Fitted(TilingOptions, FitChoice),
+    /// Not even the floor fits: the error text.
+    TooLarge(String),
 }
 
 /// What the decode stage produced.

@@ -111,6 +111,9 @@ pub struct BatchJob<'a> {
     /// How PDF pages are rendered (`pages` = which pages of every PDF; `tiling.msac` as for a
     /// single image, since each page is asked about on its own).
     pub pdf: PdfOptions,
+    /// `--per document`: one line per PDF with the answer about the whole document (its pages
+    /// fitted to the context, or read page by page and combined, as `run` does).
+    pub per_document: bool,
 }
 
 /// Totals of a run.
@@ -134,6 +137,8 @@ pub fn run_batch(pipe: &mut Pipeline, files: &[PathBuf], job: &BatchJob, progres
         let name = f.to_string_lossy().into_owned();
         if done.contains(&(name.clone(), None)) {
             w.sum.skipped += 1;
+        } else if is_pdf_file(f).unwrap_or(false) && job.per_document {
+            run_pdf_document(pipe, f, &name, job, &cfg, &mut w)?;
         } else if is_pdf_file(f).unwrap_or(false) {
             run_pdf(pipe, f, &name, job, &cfg, &done, &mut w)?;
         } else {
@@ -189,6 +194,44 @@ fn run_pdf(pipe: &mut Pipeline, f: &Path, name: &str, job: &BatchJob, cfg: &Gene
         w.result(name, Some(p), r, job, cfg, t)?;
     }
     Ok(())
+}
+
+/// One PDF as one question (`--per document`): every selected page rendered, then one answer
+/// about the document, whole (fitted) or page by page and combined (`Pipeline::reads_page_by_page`).
+fn run_pdf_document(pipe: &mut Pipeline, f: &Path, name: &str, job: &BatchJob, cfg: &GenerationConfig, w: &mut Writer) -> Result<()> {
+    let t = Instant::now();
+    let pages = match std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display())).and_then(|b| render_pages(&b, &job.pdf).map_err(|e| e.to_string())) {
+        Ok(p) if p.is_empty() => return w.error(name, None, "the PDF has no pages"),
+        Ok(p) => p,
+        Err(e) => return w.error(name, None, &e),
+    };
+    let images: Vec<ImageInput> = pages.into_iter().map(|p| ImageInput::Rgb(p.image)).collect();
+    let each = match pipe.reads_page_by_page(&images, &job.prompt, cfg.max_new_tokens) {
+        Ok(b) => b,
+        Err(e) => return w.error(name, None, &format!("{e:#}")),
+    };
+    if !each {
+        let r = pipe.chat_stream(&images, &job.prompt, cfg, &History::new(), &mut |_| {});
+        return w.result(name, None, r, job, cfg, t);
+    }
+    let o = match pipe.answer_pages(&images, &job.prompt, cfg, &mut |_| {}, &mut |_| {}) {
+        Ok(o) => o,
+        Err(e) => return w.error(name, None, &format!("{e:#}")),
+    };
+    if o.stop == StopReason::Cancelled {
+        interrupted(&w.sum)?;
+        bail!("the answer for {name} was cancelled");
+    }
+    let ms = (t.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+    let groups: Vec<[usize; 2]> = o.pages.iter().map(|p| [p.first, p.last]).collect();
+    let head = format!("{},\"pages\":{},\"groups\":{},\"ms\":{ms}", Writer::head(name, None), images.len(), json!(groups));
+    match (&job.constraint, OValue::parse(&o.answer)) {
+        (Some(_), Ok(j)) => {
+            let prov: serde_json::Map<String, Value> = o.provenance.iter().map(|(k, p)| (k.clone(), json!(p))).collect();
+            w.line(format!("{head},\"json\":{},\"provenance\":{}}}", j.to_json(), Value::Object(prov)), false)
+        }
+        _ => w.line(format!("{head},\"text\":{}}}", Value::String(o.answer)), false),
+    }
 }
 
 /// Ctrl-C between two images: the lines written so far stay, a rerun resumes after them.

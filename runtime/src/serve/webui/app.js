@@ -370,6 +370,8 @@
     if (t.images_encoded) parts.push('image encode ' + ms(t.image_encode_ms) + ' (' + t.images_encoded + (t.images_encoded > 1 ? ' images)' : ' image)'));
     // Tiles of every image of the conversation; images seen before come from the server's cache.
     if (t.image_tiles && t.image_tiles.length) parts.push((t.images_encoded ? '' : 'images cached, ') + 'tiles ' + t.image_tiles.join(' + '));
+    // The server lowered the tile budget so the pages fit the context (--pages-mode auto).
+    if (t.fit) parts.push('fitted: ' + t.fit);
     parts.push('prefill ' + t.prompt_n + ' tok in ' + ms(t.prompt_ms) + (t.cache_n ? ' (' + t.cache_n + ' reused from the KV cache)' : ''));
     parts.push('decode ' + t.predicted_n + ' tok, ' + t.predicted_per_second.toFixed(1) + ' tok/s');
     if (m.finish === 'length') parts.push('cut at max tokens');
