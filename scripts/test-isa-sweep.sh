@@ -28,7 +28,7 @@ basic=$(sed -n 3p <<<"$ver" | tr ' ' '\n' | grep -v '^(' | grep -E '^(sse42|x64|
 fails=()
 for isa in $isas; do
   for llm in $best $basic; do
-    echo "== H2OVL_VISION_ISA=$isa H2OVL_LLM_CPU=$llm: $(H2OVL_VISION_ISA=$isa target/release/h2ovl --version | sed -n 2p)" >&2
+    echo "== H2OVL_VISION_ISA=$isa H2OVL_LLM_CPU=$llm: $(H2OVL_VISION_ISA=$isa H2OVL_LLM_CPU=$llm target/release/h2ovl --version | sed -n 2p)" >&2
     log=$(mktemp)
     # shellcheck disable=SC2086
     H2OVL_VISION_ISA=$isa H2OVL_LLM_CPU=$llm cargo test --release --locked --workspace --no-fail-fast $tests "$@" >"$log" 2>&1

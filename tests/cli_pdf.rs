@@ -141,23 +141,23 @@ fn batch_writes_a_line_per_page_and_resumes_per_page() {
     assert_eq!(l[3]["text"], page2, "greedy: the redone page gives the same answer");
 }
 
+/// `run` on six_pages.pdf (six A4 invoice pages) with `--pages-mode mode`, JSON output.
+fn six_pages(mode: &str, extra: &[&str]) -> Output {
+    let (llm, mmproj) = (models().0.as_str(), models().1.as_str());
+    let pdf = fixture("six_pages.pdf");
+    let mut args = vec!["run", "-m", llm, "--mmproj", mmproj, "--image", pdf.to_str().unwrap(), "-p", "Total?", "-n", "3"];
+    args.extend(["--kv-f32", "--flash-attn", "off", "-t", "2", "--output", "json", "--pages-mode", mode]);
+    args.extend_from_slice(extra);
+    h2ovl(&args)
+}
+
 /// Issue 23: six pages of a PDF that need 42 tiles (10 752 image positions) at the default max 6
 /// tiles do not fit the 8192-token context; the default `--pages-mode auto` fits them (one line
 /// on stderr, `fit` in the JSON), every page tiled alike, and `--pages-mode off` is the old error.
 /// A `--min-tiles` above `--max-tiles` is refused up front.
 #[test]
 fn six_pages_are_fitted_to_the_context() {
-    let (llm, mmproj) = (models().0.as_str(), models().1.as_str());
-    let pdf = fixture("six_pages.pdf");
-    let args = |mode: &str| -> Vec<String> {
-        [
-            "run", "-m", llm, "--mmproj", mmproj, "--image", pdf.to_str().unwrap(), "-p", "Total?", "-n", "3", "--kv-f32",
-            "--flash-attn", "off", "-t", "2", "--output", "json", "--pages-mode", mode,
-        ]
-        .map(String::from)
-        .to_vec()
-    };
-    let o = Command::new(env!("CARGO_BIN_EXE_h2ovl")).args(args("auto")).output().unwrap();
+    let o = six_pages("auto", &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -169,15 +169,13 @@ fn six_pages_are_fitted_to_the_context() {
     assert!(v["prompt_tokens"].as_u64().unwrap() + 3 <= 8192);
     assert!(err.lines().any(|l| l.starts_with("fitted to the context: 6 images")), "{err}");
 
-    let o = Command::new(env!("CARGO_BIN_EXE_h2ovl")).args(args("off")).output().unwrap();
+    let o = six_pages("off", &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("10752 image positions from 42 tiles") && err.contains("--pages-mode auto"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "one error line: {err}");
 
-    let mut a = args("auto");
-    a.extend(["--min-tiles", "7"].map(String::from));
-    let o = Command::new(env!("CARGO_BIN_EXE_h2ovl")).args(a).output().unwrap();
+    let o = six_pages("auto", &["--min-tiles", "7"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("--min-tiles 7 must be between 1 and --max-tiles (6)"), "{err}");
@@ -188,17 +186,7 @@ fn six_pages_are_fitted_to_the_context() {
 /// turn, per-page answers in the JSON); `--pages-mode fit` refuses in one line naming `each`.
 #[test]
 fn pages_that_cannot_be_fitted_are_read_one_by_one() {
-    let (llm, mmproj) = (models().0.as_str(), models().1.as_str());
-    let pdf = fixture("six_pages.pdf");
-    let args = |mode: &str| -> Vec<String> {
-        [
-            "run", "-m", llm, "--mmproj", mmproj, "--image", pdf.to_str().unwrap(), "--pages", "1-3", "-p", "Total?", "-n", "3", "--kv-f32",
-            "--flash-attn", "off", "-t", "2", "-c", "2048", "--output", "json", "--pages-mode", mode,
-        ]
-        .map(String::from)
-        .to_vec()
-    };
-    let o = Command::new(env!("CARGO_BIN_EXE_h2ovl")).args(args("auto")).output().unwrap();
+    let o = six_pages("auto", &["--pages", "1-3", "-c", "2048"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -212,7 +200,7 @@ fn pages_that_cannot_be_fitted_are_read_one_by_one() {
     assert_eq!(v["combined_by"], "text-only turn");
     assert!(err.contains("read page by page: 3 group(s) (pages 1, 2, 3)"), "{err}");
 
-    let o = Command::new(env!("CARGO_BIN_EXE_h2ovl")).args(args("fit")).output().unwrap();
+    let o = six_pages("fit", &["--pages", "1-3", "-c", "2048"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("even at the floor") && err.contains("--pages-mode each"), "{err}");
