@@ -124,3 +124,34 @@ fn a_many_page_file_part_is_fitted_unless_the_request_says_off() {
     assert_eq!(st, 400, "{err}");
     assert_eq!(err["error"]["param"], "pages_mode", "{err}");
 }
+
+/// Page by page on the server: three A4 pages that do not fit a 2048-token context even at the
+/// floor are answered group by group and combined (200, `timings.fit` says so, every page's
+/// tiles listed); streamed, each group is announced by an SSE comment before the answer's chunks.
+#[test]
+fn pages_that_cannot_be_fitted_are_read_one_by_one_on_the_server() {
+    let o = PipelineOptions { threads: 1, kv_type: KvType::F32, flash_attn: Some(false), n_ctx: Some(2048), ..Default::default() };
+    let addr = start_server(Pipeline::load(&tiny_f32().llm, Some(&tiny_f32().vision), o).unwrap(), ServeOptions::default());
+    let part = json!({"type": "file", "file": {"filename": "three_pages.pdf", "file_data": format!("data:application/pdf;base64,{}", pdf_b64("three_pages.pdf"))}});
+    let (st, ans) = post(addr, &ask(part.clone()));
+    assert_eq!(st, 200, "{ans}");
+    let fit = ans["timings"]["fit"].as_str().unwrap_or_else(|| panic!("no timings.fit: {ans}"));
+    assert!(fit.starts_with("read page by page: 3 groups"), "{fit}");
+    assert_eq!(ans["timings"]["image_tiles"].as_array().unwrap().len(), 3, "{ans}");
+    assert!(ans["choices"][0]["message"]["content"].is_string());
+
+    let mut req = ask(part);
+    req["stream"] = json!(true);
+    let body = req.to_string();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    let head = format!("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    let (g1, g3, done) = (text.find(": page group 1 of 3"), text.find(": page group 3 of 3"), text.find("data: [DONE]"));
+    assert!(g1.is_some() && g3 > g1 && done > g3, "{text}");
+    assert!(text.contains(": combining the page answers"), "{text}");
+}

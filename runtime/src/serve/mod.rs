@@ -216,6 +216,7 @@ async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Result<Bytes, B
         while let Some(ev) = rx.recv().await {
             match ev {
                 Event::Delta(d) => text.push_str(&d),
+                Event::Progress(_) => {}
                 Event::Failed(m) => return Err(ApiError::bad_request(m)),
                 Event::Done { finish_reason, prompt_tokens, completion_tokens, timings, reused_tokens, image_tiles, fit } => {
                     return Ok(Json(json!({
@@ -259,6 +260,8 @@ async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Result<Bytes, B
         while let Some(ev) = next {
             let out: Vec<SseEvent> = match ev {
                 Event::Delta(d) => vec![chunk(json!({"content": d}), None, None, None)],
+                // An SSE comment: OpenAI clients skip it, a page or curl sees the progress.
+                Event::Progress(p) => vec![SseEvent::default().comment(p)],
                 Event::Failed(m) => vec![SseEvent::default().data(ApiError::bad_request(m).body().to_string())],
                 Event::Done { finish_reason, prompt_tokens, completion_tokens, timings, reused_tokens, image_tiles, fit } => {
                     let t = timings_json(&timings, reused_tokens, &image_tiles, fit.as_deref());

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::api::ChatJob;
-use crate::llm::{Pipeline, StopReason, Timings};
+use crate::llm::{ChatOutput, PageProgress, PagesOutput, Pipeline, StopReason, Timings};
 
 /// What a running job reports.
 #[derive(Debug)]
@@ -32,6 +32,8 @@ pub enum Event {
     },
     /// The pipeline refused the request (bad image, context overflow, …).
     Failed(String),
+    /// Reading a document page by page: which group is being answered (an SSE comment).
+    Progress(String),
 }
 
 pub struct Queued {
@@ -107,7 +109,7 @@ fn run(mut pipe: Pipeline, rx: Receiver<Queued>, in_flight: &AtomicUsize) {
         let server_mode = pipe.options().pages_mode;
         pipe.set_pages_mode(job.pages_mode.unwrap_or(server_mode));
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            pipe.chat_stream(&job.images, &job.question, &cfg, &job.history, &mut |piece| {
+            let mut on_text = |piece: &str| {
                 let emit = filter.push(piece);
                 if filter.hit {
                     cancel.store(true, Ordering::Relaxed);
@@ -115,12 +117,25 @@ fn run(mut pipe: Pipeline, rx: Receiver<Queued>, in_flight: &AtomicUsize) {
                 if (!emit.is_empty() && events.send(Event::Delta(emit)).is_err()) || events.is_closed() {
                     cancel.store(true, Ordering::Relaxed);
                 }
-            })
+            };
+            // A document that does not fit even fitted is read page by page (a new conversation only).
+            if job.history.turns.is_empty() && pipe.reads_page_by_page(&job.images, &job.question, cfg.max_new_tokens)? {
+                let mut progress = |p: PageProgress| {
+                    let _ = events.send(Event::Progress(match p {
+                        PageProgress::Group { done, groups, first, last } => format!("page group {} of {groups} (pages {first}-{last})", done + 1),
+                        PageProgress::Combining => "combining the page answers".to_string(),
+                    }));
+                };
+                pipe.answer_pages(&job.images, &job.question, &cfg, &mut progress, &mut on_text).map(Answered::from_pages)
+            } else {
+                pipe.chat_stream(&job.images, &job.question, &cfg, &job.history, &mut on_text).map(Answered::from_chat)
+            }
         }))
         .unwrap_or_else(|_| {
             pipe.reset();
             Err(anyhow::anyhow!("internal error while generating (see the server log)"))
         });
+        pipe.set_pages_mode(server_mode);
         let ev = match out {
             Ok(o) => {
                 let rest = filter.finish();
@@ -134,17 +149,66 @@ fn run(mut pipe: Pipeline, rx: Receiver<Queued>, in_flight: &AtomicUsize) {
                 };
                 Event::Done {
                     finish_reason,
-                    prompt_tokens: o.prompt_ids.len(),
-                    completion_tokens: o.tokens.len(),
+                    prompt_tokens: o.prompt_tokens,
+                    completion_tokens: o.completion_tokens,
                     timings: o.timings,
                     reused_tokens: o.reused_tokens,
                     image_tiles: o.image_tiles,
-                    fit: o.fit.map(|f| f.to_string()),
+                    fit: o.fit,
                 }
             }
             Err(e) => Event::Failed(format!("{e:#}")),
         };
         let _ = events.send(ev);
+    }
+}
+
+/// A finished request, whole or page by page, as the response reports it.
+struct Answered {
+    stop: StopReason,
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    timings: Timings,
+    reused_tokens: usize,
+    image_tiles: Vec<usize>,
+    fit: Option<String>,
+}
+
+impl Answered {
+    fn from_chat(o: ChatOutput) -> Self {
+        Answered {
+            stop: o.stop,
+            prompt_tokens: o.prompt_ids.len(),
+            completion_tokens: o.tokens.len(),
+            timings: o.timings,
+            reused_tokens: o.reused_tokens,
+            image_tiles: o.image_tiles,
+            fit: o.fit.map(|f| f.to_string()),
+        }
+    }
+
+    /// Page by page: the tokens and times of every group plus the combining turn, summed.
+    fn from_pages(o: PagesOutput) -> Self {
+        let mut t = Timings::default();
+        let all = o.pages.iter().map(|p| &p.timings).chain(o.combine.as_ref().map(|c| &c.timings));
+        for x in all {
+            t.image_encode_s += x.image_encode_s;
+            t.images_encoded += x.images_encoded;
+            t.prefill_s += x.prefill_s;
+            t.prefill_tokens += x.prefill_tokens;
+            t.decode_s += x.decode_s;
+            t.decode_tokens += x.decode_tokens;
+        }
+        let groups: Vec<String> = o.pages.iter().map(|p| if p.first == p.last { p.first.to_string() } else { format!("{}-{}", p.first, p.last) }).collect();
+        Answered {
+            stop: o.stop,
+            prompt_tokens: t.prefill_tokens,
+            completion_tokens: t.decode_tokens,
+            image_tiles: o.pages.iter().flat_map(|p| p.tiles.iter().copied()).collect(),
+            fit: Some(format!("read page by page: {} groups (pages {}), then combined", o.pages.len(), groups.join(", "))),
+            timings: t,
+            reused_tokens: 0,
+        }
     }
 }
 
