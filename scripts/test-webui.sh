@@ -2,8 +2,8 @@
 # The built-in chat page in a real browser: Debian's chromium (installed with scripts/apt-install.sh like
 # every other prerequisite; if it cannot be installed this FAILS with the apt command, it is never
 # skipped), playwright-core pinned in webui-test/package-lock.json (npm ci), the tiny golden checkpoint
-# converted with target/release/h2ovl, three `h2ovl serve` on free loopback ports (one with --api-key,
-# one the test kills mid-answer), then webui-test/test.mjs. `SCREENSHOT=docs/webui.png
+# converted with target/release/h2ovl, four `h2ovl serve` on free loopback ports (one with --api-key,
+# one with a 2048-token context, one the test kills mid-answer), then webui-test/test.mjs. `SCREENSHOT=docs/webui.png
 # scripts/test-webui.sh` refreshes the README's screenshots, docs/webui.png and the phone view
 # docs/webui-phone.png (by default they go to the temp folder, so `make test` leaves the tree clean).
 set -euo pipefail
@@ -54,12 +54,14 @@ start() {
 key=webui-test-key
 start open; base=$url
 start keyed --api-key "$key"; base_key=$url
+start small -c 2048; base_small=$url   # a context a 6-page PDF does not fit: read page by page
 start doomed; base_doomed=$url; doomed_pid=${pids[-1]}
 disown "$doomed_pid"   # the test kills it (SIGKILL): no "Killed" job notice from bash
 
 shot=${SCREENSHOT:-$work/webui.png}
 set +e
 BASE=$base BASE_KEY=$base_key KEY=$key DOOMED_BASE=$base_doomed DOOMED_PID=$doomed_pid \
+  SMALL_BASE=$base_small SIX_PDF=$root/runtime/tests/fixtures/pdf/six_pages.pdf \
   PNG=$root/quant-tests/fixtures/golden/images/gradient_640x480.png \
   JPG=$root/quant-tests/fixtures/golden/images/square_448x448.jpg \
   SCREENSHOT=$shot SCREENSHOT_PHONE=${shot%.png}-phone.png \

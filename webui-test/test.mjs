@@ -263,6 +263,24 @@ try {
     check((await (await waitAnswer(page, 2)).getAttribute('data-status')) === 'done', 'turn after a refused one');
   });
 
+  await step('a 6-page PDF over a small context: read page by page, the groups shown while it works, how in the meta line', async () => {
+    // The server started with -c 2048 (SMALL_BASE): six A4 pages do not fit even at the floor.
+    const sp = await browser.newPage();
+    sp.setDefaultTimeout(TIMEOUT);
+    await sp.goto(env('SMALL_BASE') + '/');
+    await modelShown(sp, props);
+    if (!(await sp.isVisible('#s-max_tokens'))) await sp.click('#toggle-settings');
+    await sp.fill('#s-max_tokens', '8');
+    await dropFiles(sp, [{ name: 'six_pages.pdf', type: 'application/pdf', buffer: readFileSync(env('SIX_PDF')) }]);
+    await ask(sp, 'What is the total?');
+    await sp.waitForSelector('#messages .msg.assistant .status:has-text("page group")');
+    const a = await waitAnswer(sp, 1);
+    check((await a.getAttribute('data-status')) === 'done', 'answered');
+    const meta = await a.locator('.meta').textContent();
+    check(/fitted: read page by page: 6 groups/.test(meta) && /tiles 7( \+ 7){5}/.test(meta), `meta line: ${meta}`);
+    await sp.close();
+  });
+
   await step('narrow window: the open settings panel becomes a closed drawer, also after reload; wide again reopens it', async () => {
     check(await page.isVisible('#settings'), 'the panel left open on the wide layout');
     await page.setViewportSize({ width: 390, height: 844 });

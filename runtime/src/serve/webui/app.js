@@ -397,7 +397,7 @@
     body.innerHTML = window.H2Markdown.render(m.text);
     if (m.status === 'streaming') body.classList.add('cursor');
     el.append(body);
-    const status = { stopped: 'stopped', error: 'error: ' + (m.error || 'failed'), streaming: m.text ? '' : 'thinking…' }[m.status];
+    const status = { stopped: 'stopped', error: 'error: ' + (m.error || 'failed'), streaming: m.text ? '' : (m.progress ? m.progress + '…' : 'thinking…') }[m.status];
     if (status) {
       const s = document.createElement('div');
       s.className = 'status' + (m.status === 'error' ? ' error' : '');
@@ -534,7 +534,11 @@
       while ((cut = buf.search(/\r?\n\r?\n/)) >= 0) {
         const event = buf.slice(0, cut);
         buf = buf.slice(cut).replace(/^\r?\n\r?\n/, '');
-        const data = event.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+        const lines = event.split(/\r?\n/);
+        // `: page group 2 of 6 …` comments: a long document read page by page shows where it is.
+        const note = lines.filter((l) => l.startsWith(':')).map((l) => l.slice(1).trim()).pop();
+        if (note) { msg.progress = note; redrawStreaming(); }
+        const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
         if (!data) continue;
         if (data === '[DONE]') return;
         const ch = JSON.parse(data);
